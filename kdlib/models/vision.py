@@ -1,0 +1,82 @@
+"""Small CNNs for 28x28 (grey) and 32x32 (RGB) images, in teacher and student sizes.
+
+Every classifier in kdlib exposes ``embed(x)`` (the penultimate representation) and ``head`` (the final
+``nn.Linear``), so methods that read a teacher's embedding space (e.g. LELP) work on any of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    """Architecture of :class:`SmallCNN`: conv blocks of ``widths`` channels (each conv-BN-ReLU-maxpool),
+    global average pooling, a ``embed_dim`` fully connected layer, and the linear head."""
+
+    in_channels: int
+    num_classes: int
+    widths: tuple[int, ...] = (32, 64, 128)
+    embed_dim: int = 256
+    dropout: float = 0.0
+
+
+TEACHER_CNN = {"widths": (32, 64, 128), "embed_dim": 256}
+STUDENT_CNN = {"widths": (8, 16), "embed_dim": 32}
+
+
+class SmallCNN(nn.Module):
+    """conv blocks -> global average pool -> FC embedding -> linear head."""
+
+    def __init__(self, config: CNNConfig) -> None:
+        super().__init__()
+        if not config.widths or min(config.widths) < 1 or config.embed_dim < 1 or config.num_classes < 2:
+            raise ValueError(f"invalid CNN config {config}")
+        self.config = config
+        layers: list[nn.Module] = []
+        channels = config.in_channels
+        for width in config.widths:
+            layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2)]
+            channels = width
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.embedding = nn.Sequential(nn.Linear(channels, config.embed_dim), nn.ReLU(), nn.Dropout(config.dropout))
+        self.head = nn.Linear(config.embed_dim, config.num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.config.in_channels:
+            raise ValueError(f"expected images (N, {self.config.in_channels}, H, W), got shape {tuple(x.shape)}")
+        return self.embedding(self.features(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+
+def images_to_tensor(images, mean: float | tuple[float, ...] | None = None, std: float | tuple[float, ...] | None = None) -> torch.Tensor:
+    """uint8 images (N, H, W) or (N, H, W, C) -> float tensor (N, C, H, W), scaled to [0, 1] then standardised."""
+    x = torch.as_tensor(images)
+    if x.dtype != torch.uint8 or x.ndim not in (3, 4):
+        raise ValueError(f"expected uint8 images of shape (N, H, W) or (N, H, W, C), got {x.dtype} {tuple(x.shape)}")
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    x = x.float().div_(255.0)
+    if mean is not None and std is not None:
+        m = torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
+        s = torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
+        x = (x - m) / s
+    return x.contiguous()
+
+
+def random_flip_crop(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """Standard CIFAR augmentation on a batch: random horizontal flip and random crop after zero padding."""
+    n, _, h, w = x.shape
+    flip = torch.rand(n, generator=generator) < 0.5
+    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+    padded = nn.functional.pad(x, (padding,) * 4)
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    rows = (dy.view(-1, 1) + torch.arange(h).view(1, -1))  # (n, h)
+    cols = (dx.view(-1, 1) + torch.arange(w).view(1, -1))  # (n, w)
+    batch = torch.arange(n).view(-1, 1, 1)
+    return padded.permute(0, 2, 3, 1)[batch, rows.unsqueeze(2), cols.unsqueeze(1)].permute(0, 3, 1, 2).contiguous()
