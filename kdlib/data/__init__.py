@@ -2,7 +2,7 @@
 
 from kdlib.data import graphs, text, vision  # noqa: F401  (registers the datasets)
 from kdlib.data.dataset import Dataset, GraphDataset
-from kdlib.data.registry import available, load, prepare, spec
+from kdlib.data.registry import available, data_version, load, prepare, spec
 from kdlib.data.sources import ChecksumError, DataNotAvailableError
 from kdlib.data.splits import SemiSupervisedSplit, semi_supervised_split
 
@@ -13,6 +13,7 @@ __all__ = [
     "GraphDataset",
     "SemiSupervisedSplit",
     "available",
+    "data_version",
     "load",
     "prepare",
     "semi_supervised_split",

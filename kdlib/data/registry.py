@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from functools import lru_cache
+from typing import Any, Callable, Protocol
+
+import numpy as np
 
 from kdlib.data.dataset import Dataset, GraphDataset
 from kdlib.data.sources import DataNotAvailableError
@@ -69,6 +72,8 @@ def spec(name: str) -> DatasetSpec:
 def load(name: str, split: str | None = None) -> Dataset | GraphDataset:
     """Load one split of a registered dataset from disk (never from the network by default).
 
+    Loaded splits are kept in memory for the session, with read-only arrays: copy before changing them.
+
     Args:
         name: a name from :func:`available`.
         split: one of the dataset's splits; default: its first (``"train"`` for most, ``"full"`` for graphs).
@@ -82,6 +87,20 @@ def load(name: str, split: str | None = None) -> Dataset | GraphDataset:
     split = split or dataset_spec.splits[0]
     if split not in dataset_spec.splits:
         raise ValueError(f"dataset {name!r} has splits {list(dataset_spec.splits)}, not {split!r}")
+    return _load_once(name, split)
+
+
+@lru_cache(maxsize=32)
+def _load_once(name: str, split: str) -> Dataset | GraphDataset:
+    data = _read(spec(name), split)
+    for value in vars(data).values():
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+    return data
+
+
+def _read(dataset_spec: DatasetSpec, split: str) -> Dataset | GraphDataset:
+    name = dataset_spec.name
     if dataset_spec.source is None:
         return dataset_spec.read(split, {})
     files = dataset_spec.source.locate()
@@ -105,3 +124,13 @@ def prepare(names: list[str] | None = None) -> dict[str, str]:
         source.fetch()
         status[name] = "present" if already else "fetched"
     return status
+
+
+def data_version(name: str) -> Any:
+    """What identifies a dataset's content in cache keys: its files' checksums (or the bundling package's version)."""
+    source = spec(name).source
+    if source is None:
+        from importlib.metadata import version
+
+        return {"bundled_by": "scikit-learn", "version": version("scikit-learn")}
+    return {"files": dict(source.files)}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -56,7 +57,7 @@ class SmallCNN(nn.Module):
 
 def images_to_tensor(images, mean: float | tuple[float, ...] | None = None, std: float | tuple[float, ...] | None = None) -> torch.Tensor:
     """uint8 images (N, H, W) or (N, H, W, C) -> float tensor (N, C, H, W), scaled to [0, 1] then standardised."""
-    x = torch.as_tensor(images)
+    x = torch.tensor(np.asarray(images))
     if x.dtype != torch.uint8 or x.ndim not in (3, 4):
         raise ValueError(f"expected uint8 images of shape (N, H, W) or (N, H, W, C), got {x.dtype} {tuple(x.shape)}")
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)

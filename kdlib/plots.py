@@ -1,0 +1,41 @@
+"""One seaborn theme and the figure helpers every notebook uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from kdlib.paths import output_dir
+
+PALETTE = "colorblind"
+
+
+def set_theme() -> None:
+    """The kdlib look: seaborn whitegrid, colour-blind palette, readable sizes."""
+    sns.set_theme(style="whitegrid", palette=PALETTE, context="notebook", rc={"figure.dpi": 110, "savefig.dpi": 150, "savefig.bbox": "tight"})
+
+
+def save_figure(fig: plt.Figure, notebook: str, name: str, profile: str) -> Path:
+    """Save ``fig`` as ``figures/<NN>_<name>.png`` (``build/quick/figures`` in the quick profile)."""
+    number = notebook.split("_", 1)[0]
+    if not number.isdigit():
+        raise ValueError(f"notebook must start with its number, e.g. '00_data_and_teachers', got {notebook!r}")
+    path = output_dir("figures", profile) / f"{number}_{name}.png"
+    fig.savefig(path)
+    return path
+
+
+def method_bars(frame: pd.DataFrame, x: str, y: str = "value", hue: str = "method", ax: plt.Axes | None = None, scale: float = 100.0) -> plt.Axes:
+    """Bars of the mean over seeds with one dot per seed (the honest picture of the spread)."""
+    if frame.empty:
+        raise ValueError("nothing to plot")
+    data = frame.assign(**{y: frame[y] * scale})
+    ax = ax or plt.subplots(figsize=(7, 3.5))[1]
+    sns.barplot(data=data, x=x, y=y, hue=hue, errorbar=None, alpha=0.75, ax=ax)
+    sns.stripplot(data=data, x=x, y=y, hue=hue, dodge=True, color="black", size=3, legend=False, ax=ax)
+    low, high = data[y].min(), data[y].max()
+    ax.set_ylim(max(0.0, low - (high - low) * 0.6 - 1), min(100.0 if scale == 100 else high * 1.05, high + (high - low) * 0.3 + 1))
+    return ax

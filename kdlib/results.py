@@ -1,0 +1,212 @@
+"""Per-seed records, aggregation, paired comparisons, claims and the ``results/NN_name.json`` files."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from kdlib.paths import output_dir, repo_root
+from kdlib.profiles import check_profile
+
+RECORD_FIELDS = ("experiment", "method", "setting", "seed", "metric", "value")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One measured number of one seed."""
+
+    experiment: str
+    method: str
+    setting: str
+    seed: int
+    metric: str
+    value: float
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A paper's claim checked against our measurement."""
+
+    id: str
+    text: str
+    paper_value: str
+    ours_value: str
+    holds: bool
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """``a - b`` over seeds run in pairs (same data, same initialisation), with a 95% t-interval."""
+
+    a: str
+    b: str
+    n: int
+    mean_diff: float
+    std_diff: float
+    ci_low: float
+    ci_high: float
+
+    @property
+    def a_beats_b(self) -> bool:
+        """True when the whole 95% interval of the paired difference lies above zero."""
+        return bool(self.ci_low > 0)
+
+    def __str__(self) -> str:
+        return f"{self.a} - {self.b} = {self.mean_diff:+.4f} (95% CI {self.ci_low:+.4f} .. {self.ci_high:+.4f}, n={self.n})"
+
+
+def to_frame(records: Iterable[Record]) -> pd.DataFrame:
+    """Records as a tidy DataFrame with the columns of :data:`RECORD_FIELDS`."""
+    frame = pd.DataFrame([asdict(r) for r in records], columns=list(RECORD_FIELDS))
+    frame["value"] = frame["value"].astype(float)
+    return frame
+
+
+def aggregate(records: Iterable[Record] | pd.DataFrame, by: Sequence[str] = ("experiment", "setting", "method", "metric")) -> pd.DataFrame:
+    """Mean, std (ddof=1) and n of ``value`` over seeds for each group."""
+    frame = records if isinstance(records, pd.DataFrame) else to_frame(records)
+    if frame.empty:
+        raise ValueError("no records to aggregate")
+    grouped = frame.groupby(list(by), sort=False)["value"]
+    return grouped.agg(mean="mean", std="std", n="count").reset_index()
+
+
+def mean_std_table(records: Iterable[Record] | pd.DataFrame, index: str | Sequence[str], columns: str, scale: float = 100.0, digits: int = 2) -> pd.DataFrame:
+    """A pivot of "mean ± std" strings (values multiplied by ``scale``, e.g. accuracy in %)."""
+    index = [index] if isinstance(index, str) else list(index)
+    summary = aggregate(records, by=[*index, columns])
+    summary["cell"] = [
+        f"{m * scale:.{digits}f} ± {(0.0 if np.isnan(s) else s) * scale:.{digits}f}" for m, s in zip(summary["mean"], summary["std"])
+    ]
+    return summary.pivot(index=index, columns=columns, values="cell")
+
+
+def paired_comparison(records: Iterable[Record] | pd.DataFrame, a: str, b: str, **where: str) -> PairedComparison:
+    """Compare methods ``a`` and ``b`` on seeds present for both, within the records matching ``where``.
+
+    Raises:
+        ValueError: no seed has both methods.
+    """
+    frame = records if isinstance(records, pd.DataFrame) else to_frame(records)
+    for column, value in where.items():
+        frame = frame[frame[column] == value]
+    per_seed = frame.pivot_table(index=["setting", "seed"] if "setting" not in where else ["seed"], columns="method", values="value")
+    if a not in per_seed or b not in per_seed:
+        raise ValueError(f"methods {a!r} and {b!r} must both appear in the records (found {list(per_seed.columns)})")
+    diff = (per_seed[a] - per_seed[b]).dropna().to_numpy()
+    if len(diff) == 0:
+        raise ValueError(f"no seed has both {a!r} and {b!r}")
+    n, mean = len(diff), float(diff.mean())
+    std = float(diff.std(ddof=1)) if n > 1 else float("nan")
+    half = float(stats.t.ppf(0.975, n - 1) * std / np.sqrt(n)) if n > 1 else float("nan")
+    return PairedComparison(a, b, n, mean, std, mean - half, mean + half)
+
+
+def provenance() -> dict:
+    """Git commit (with a ``-dirty`` mark), Python and package versions."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo_root(), capture_output=True, text=True).stdout.strip()
+        commit += "-dirty" if dirty else ""
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    versions = {"python": platform.python_version()}
+    for package in ("torch", "numpy", "scipy", "pandas", "scikit-learn", "transformers", "seaborn"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"git_commit": commit, "versions": versions, "platform": platform.platform(), "argv0": Path(sys.argv[0]).name}
+
+
+def save_results(
+    notebook: str,
+    profile: str,
+    seeds: Sequence[int],
+    wall_time_s: float,
+    records: Sequence[Record],
+    claims: Sequence[Claim],
+    extra: dict | None = None,
+) -> Path:
+    """Write ``results/<notebook>.json`` (under ``build/quick/`` in the quick profile) and return its path."""
+    check_profile(profile)
+    payload = {
+        "notebook": notebook,
+        "profile": profile,
+        "seeds": list(seeds),
+        "wall_time_s": round(float(wall_time_s), 1),
+        "provenance": provenance(),
+        "records": [asdict(r) for r in records],
+        "claims": [asdict(c) for c in claims],
+    }
+    if extra:
+        payload["extra"] = extra
+    path = output_dir("results", profile) / f"{notebook}.json"
+    path.write_text(json.dumps(payload, indent=1, default=_jsonable))
+    return path
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def claims_table(claims: Sequence[Claim]) -> pd.DataFrame:
+    """Claims as a table for the notebook's claims cell."""
+    return pd.DataFrame(
+        [{"claim": c.id, "statement": c.text, "paper": c.paper_value, "ours": c.ours_value, "holds": "yes" if c.holds else "NO"} for c in claims]
+    ).set_index("claim")
+
+
+def report_claims(claims: Sequence[Claim], profile: str) -> pd.DataFrame:
+    """Print a loud line for every claim that does not hold in the full profile; return the claims table."""
+    failed = [c for c in claims if not c.holds]
+    if profile == "full":
+        for claim in failed:
+            print(f"CLAIM NOT REPRODUCED [{claim.id}] {claim.text}: paper {claim.paper_value}, ours {claim.ours_value}")
+    else:
+        print(f"quick profile: {len(claims) - len(failed)}/{len(claims)} claims hold on the reduced setting (not a verdict)")
+    return claims_table(claims)
+
+
+def readme_table(results_dir: Path | None = None) -> str:
+    """The README's results table in Markdown, built from every ``results/*.json`` of the full profile."""
+    results_dir = results_dir or repo_root() / "results"
+    rows = ["| notebook | claim | paper | ours | holds |", "|---|---|---|---|---|"]
+    for path in sorted(results_dir.glob("*.json")):
+        data = json.loads(path.read_text())
+        for claim in data["claims"]:
+            rows.append(
+                f"| {data['notebook']} | {claim['text']} | {claim['paper_value']} | {claim['ours_value']} | {'yes' if claim['holds'] else '**no**'} |"
+            )
+    return "\n".join(rows)
+
+
+def update_readme(readme: Path | None = None) -> bool:
+    """Replace the text between the results markers in README.md; returns whether it changed."""
+    readme = readme or repo_root() / "README.md"
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    text = readme.read_text()
+    if start not in text or end not in text:
+        raise ValueError(f"{readme} lacks the markers {start} ... {end}")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    new = f"{head}{start}\n{readme_table()}\n{end}{tail}"
+    readme.write_text(new)
+    return new != text
+
+
+if __name__ == "__main__":
+    changed = update_readme()
+    print("README results table " + ("updated" if changed else "unchanged"))

@@ -1,0 +1,284 @@
+"""The shared teachers, trained once and cached: vision CNNs and text teachers (frozen encoder + MLP head).
+
+A teacher is keyed by its recipe, its data's checksums and :data:`RECIPE_VERSION`; any change trains a new one.
+Teachers are trained on a fixed subset of the training split (``train_idx``) and selected on ``val_idx``;
+the rest of the training split stays free for transfer / unlabelled sets in the paper notebooks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from kdlib.cache import Cache, fingerprint
+from kdlib.data import data_version, load, semi_supervised_split, spec
+from kdlib.models import MLP, CNNConfig, SmallCNN, cached_embeddings, images_to_tensor, random_flip_crop
+from kdlib.models.encoders import encoder_spec
+from kdlib.profiles import check_profile
+from kdlib.train import TrainConfig, evaluate, fit, predict_outputs, set_seed
+
+RECIPE_VERSION = 1
+
+LABEL_MAPS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "fine": lambda y: y,
+    "mod2": lambda y: y % 2,  # the LELP paper's binarisation: 5 hidden subclasses per class on 10-class data
+}
+
+
+@dataclass(frozen=True)
+class VisionTeacherRecipe:
+    dataset: str
+    n_train: int | None  # None: the whole training split less the validation examples
+    n_val: int
+    widths: tuple[int, ...]
+    embed_dim: int
+    train: TrainConfig
+    augment: bool
+    labels: str = "fine"
+
+
+@dataclass(frozen=True)
+class TextTeacherRecipe:
+    dataset: str
+    encoder: str
+    max_length: int
+    n_train: int
+    n_val: int  # taken from the training split when the dataset has no validation split
+    n_test: int | None  # None: the whole test split
+    hidden: tuple[int, ...]
+    train: TrainConfig
+
+
+@dataclass
+class Teacher:
+    """A trained teacher and what it was measured at."""
+
+    name: str
+    key: str
+    model: nn.Module
+    recipe: VisionTeacherRecipe | TextTeacherRecipe
+    classes: tuple[str, ...]
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    val_accuracy: float
+    test_accuracy: float
+    train_seconds: float
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def summary(self) -> dict:
+        return {
+            "teacher": self.name,
+            "parameters": self.num_parameters,
+            "train examples": len(self.train_idx),
+            "val acc": self.val_accuracy,
+            "test acc": self.test_accuracy,
+            "train s (cold)": round(self.train_seconds, 1),
+        }
+
+
+# --- vision ---------------------------------------------------------------------------------------------------
+_VISION = {
+    "fashion_mnist": {
+        "full": dict(n_train=None, n_val=5000, epochs=5),
+        "quick": dict(n_train=2000, n_val=500, epochs=2),
+        "augment": False,
+    },
+    "cifar10": {
+        "full": dict(n_train=None, n_val=5000, epochs=8),
+        "quick": dict(n_train=2000, n_val=500, epochs=2),
+        "augment": True,
+    },
+}
+
+
+def vision_recipe(dataset: str, profile: str, labels: str = "fine") -> VisionTeacherRecipe:
+    """The teacher recipe for an image dataset in a profile."""
+    check_profile(profile)
+    if dataset not in _VISION:
+        raise ValueError(f"no vision teacher recipe for {dataset!r}; available: {sorted(_VISION)}")
+    if labels not in LABEL_MAPS:
+        raise ValueError(f"labels must be one of {sorted(LABEL_MAPS)}, got {labels!r}")
+    sizes = _VISION[dataset][profile]
+    return VisionTeacherRecipe(
+        dataset=dataset,
+        n_train=sizes["n_train"],
+        n_val=sizes["n_val"],
+        widths=(32, 64, 128),
+        embed_dim=256,
+        train=TrainConfig(epochs=sizes["epochs"], batch_size=128, lr=2e-3, weight_decay=5e-4, patience=None, cosine=True),
+        augment=_VISION[dataset]["augment"],
+        labels=labels,
+    )
+
+
+@lru_cache(maxsize=None)
+def image_stats(dataset: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std in [0, 1] units, from the first 10,000 training images."""
+    images = load(dataset, "train").x[:10_000]
+    axes = (0, 1, 2) if images.ndim == 4 else None
+    pixels = images.astype(np.float32) / 255.0
+    mean, std = pixels.mean(axis=axes), pixels.std(axis=axes)
+    return tuple(np.atleast_1d(mean).tolist()), tuple(np.atleast_1d(std).tolist())
+
+
+def image_inputs(dataset: str, images: np.ndarray) -> torch.Tensor:
+    """uint8 images -> standardised float tensor, with the training split's statistics."""
+    mean, std = image_stats(dataset)
+    return images_to_tensor(images, mean, std)
+
+
+def vision_teacher(dataset: str, profile: str, labels: str = "fine", cache: Cache | None = None) -> Teacher:
+    """The CNN teacher of ``dataset`` (trained on first use, then loaded from the cache)."""
+    recipe = vision_recipe(dataset, profile, labels)
+    cache = cache or Cache()
+    key = fingerprint({"recipe": recipe, "data": data_version(dataset), "version": RECIPE_VERSION})
+    train, test = load(dataset, "train"), load(dataset, "test")
+    relabel = LABEL_MAPS[labels]
+    y_train, y_test = relabel(train.y), relabel(test.y)
+    classes = train.classes if labels == "fine" else tuple(f"{labels}={c}" for c in range(int(y_train.max()) + 1))
+    n_train = recipe.n_train if recipe.n_train is not None else len(train) - recipe.n_val
+    split = semi_supervised_split(train.y, n_labelled=n_train, n_validation=recipe.n_val, n_unlabelled=0, seed=0)
+    config = CNNConfig(in_channels=1 if train.x.ndim == 3 else 3, num_classes=len(classes), widths=recipe.widths, embed_dim=recipe.embed_dim)
+
+    def train_teacher() -> dict:
+        set_seed(0)
+        model = SmallCNN(config)
+        start = time.perf_counter()
+        history = fit(
+            model,
+            nn.functional.cross_entropy,
+            image_inputs(dataset, train.x[split.labelled]),
+            (torch.tensor(y_train[split.labelled]),),
+            config=recipe.train,
+            seed=0,
+            val=(image_inputs(dataset, train.x[split.validation]), torch.tensor(y_train[split.validation])),
+            augment=random_flip_crop if recipe.augment else None,
+            desc=f"teacher {dataset}",
+        )
+        test_accuracy = evaluate(model, image_inputs(dataset, test.x), torch.tensor(y_test))
+        return {"state": model.state_dict(), "val": history.best_val_accuracy, "test": test_accuracy, "seconds": time.perf_counter() - start}
+
+    entry = cache.get_or_compute("teachers", key, train_teacher)
+    model = SmallCNN(config)
+    model.load_state_dict(entry["state"])
+    model.eval()
+    return Teacher(
+        f"{dataset}/cnn" + ("" if labels == "fine" else f"/{labels}"), key, model, recipe, classes,
+        split.labelled, split.validation, entry["val"], entry["test"], entry["seconds"],
+    )
+
+
+# --- text -----------------------------------------------------------------------------------------------------
+_TEXT = {
+    "imdb": {"full": dict(n_train=6000, n_val=1000, n_test=2000), "quick": dict(n_train=200, n_val=100, n_test=200)},
+    "sst2": {"full": dict(n_train=20000, n_val=872, n_test=None), "quick": dict(n_train=1000, n_val=300, n_test=500)},
+    "sentiment140": {"full": dict(n_train=20000, n_val=2000, n_test=None), "quick": dict(n_train=1000, n_val=300, n_test=None)},
+}
+TEXT_MAX_LENGTH = {"imdb": 128, "sst2": 64, "sentiment140": 64}
+
+
+def text_recipe(dataset: str, profile: str, encoder: str = "minilm-l6") -> TextTeacherRecipe:
+    """The teacher recipe for a text dataset in a profile."""
+    check_profile(profile)
+    if dataset not in _TEXT:
+        raise ValueError(f"no text teacher recipe for {dataset!r}; available: {sorted(_TEXT)}")
+    encoder_spec(encoder)
+    return TextTeacherRecipe(
+        dataset=dataset,
+        encoder=encoder,
+        max_length=TEXT_MAX_LENGTH[dataset],
+        hidden=(256,),
+        train=TrainConfig(epochs=60, batch_size=128, lr=1e-3, weight_decay=1e-4, patience=8),
+        **_TEXT[dataset][profile],
+    )
+
+
+@dataclass(frozen=True)
+class TextSplits:
+    """The texts a text teacher was built on (indices into the dataset's train split, plus the test subset)."""
+
+    train_texts: list[str]
+    train_labels: np.ndarray
+    train_idx: np.ndarray
+    val_texts: list[str]
+    val_labels: np.ndarray
+    val_idx: np.ndarray  # indices into the train split, or into the validation split when the dataset has one
+    test_texts: list[str]
+    test_labels: np.ndarray
+
+
+def text_splits(recipe: TextTeacherRecipe) -> TextSplits:
+    """Deterministic teacher train / validation / test subsets of a text dataset."""
+    train = load(recipe.dataset, "train")
+    has_val = "validation" in spec(recipe.dataset).splits
+    split = semi_supervised_split(train.y, n_labelled=recipe.n_train, n_validation=0 if has_val else recipe.n_val, n_unlabelled=0, seed=0)
+    if has_val:
+        val = load(recipe.dataset, "validation")
+        val_idx = np.arange(min(recipe.n_val, len(val)))
+        val_texts, val_labels = [val.x[i] for i in val_idx], val.y[val_idx]
+    else:
+        val_idx = split.validation
+        val_texts, val_labels = [train.x[i] for i in val_idx], train.y[val_idx]
+    test = load(recipe.dataset, "test")
+    if recipe.n_test is not None and recipe.n_test < len(test):
+        test = test.subset(semi_supervised_split(test.y, n_labelled=recipe.n_test, n_validation=0, n_unlabelled=0, seed=0).labelled)
+    return TextSplits(
+        [train.x[i] for i in split.labelled], train.y[split.labelled], split.labelled, val_texts, val_labels, val_idx, list(test.x), test.y
+    )
+
+
+def text_teacher(dataset: str, profile: str, encoder: str = "minilm-l6", cache: Cache | None = None) -> Teacher:
+    """Frozen sentence encoder + MLP head trained on labels (embeddings and head cached)."""
+    recipe = text_recipe(dataset, profile, encoder)
+    cache = cache or Cache()
+    key = fingerprint({"recipe": recipe, "data": data_version(dataset), "weights": dict(encoder_spec(encoder).source.files), "version": RECIPE_VERSION})
+    splits = text_splits(recipe)
+    classes = load(dataset, "test").classes
+    start = time.perf_counter()
+    embed = lambda texts: torch.tensor(cached_embeddings(encoder, texts, recipe.max_length, cache))  # noqa: E731
+    x_train, x_val, x_test = embed(splits.train_texts), embed(splits.val_texts), embed(splits.test_texts)
+    embed_seconds = time.perf_counter() - start
+
+    def train_head() -> dict:
+        set_seed(0)
+        model = MLP(encoder_spec(encoder).dim, len(classes), recipe.hidden)
+        t0 = time.perf_counter()
+        history = fit(
+            model, nn.functional.cross_entropy, x_train, (torch.tensor(splits.train_labels),),
+            config=recipe.train, seed=0, val=(x_val, torch.tensor(splits.val_labels)), desc=f"teacher {dataset}",
+        )
+        test_accuracy = evaluate(model, x_test, torch.tensor(splits.test_labels))
+        return {"state": model.state_dict(), "val": history.best_val_accuracy, "test": test_accuracy, "seconds": time.perf_counter() - t0}
+
+    entry = cache.get_or_compute("teachers", key, train_head)
+    model = MLP(encoder_spec(encoder).dim, len(classes), recipe.hidden)
+    model.load_state_dict(entry["state"])
+    model.eval()
+    return Teacher(
+        f"{dataset}/{encoder}+mlp", key, model, recipe, classes, splits.train_idx, splits.val_idx,
+        entry["val"], entry["test"], entry["seconds"], extra={"splits": splits, "embed_seconds_this_call": embed_seconds},
+    )
+
+
+def teacher_logits(teacher: Teacher, inputs: torch.Tensor, cache: Cache | None = None) -> torch.Tensor:
+    """The teacher's logits on ``inputs`` (already preprocessed), cached by teacher and input content."""
+    cache = cache or Cache()
+    key = {"teacher": teacher.key, "inputs": inputs}
+    return cache.get_or_compute("teacher_logits", key, lambda: predict_outputs(teacher.model, inputs))
+
+
+def teacher_table(teachers: Sequence[Teacher]) -> pd.DataFrame:
+    """A summary row per teacher."""
+    return pd.DataFrame([t.summary() for t in teachers]).set_index("teacher")
+

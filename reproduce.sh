@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Reproduce every notebook, or run the test suite.
+#
+#   ./reproduce.sh                       set up, then run every notebook in the full profile (outputs written in place)
+#   ./reproduce.sh 00 01                 only these notebooks
+#   ./reproduce.sh --profile quick 00    quick profile (outputs go to build/quick/, committed notebooks untouched)
+#   ./reproduce.sh --list                list the notebooks
+#   ./reproduce.sh test                  set up, then pytest on kdlib + nbval on every notebook in the quick profile
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=.venv
+PY="$VENV/bin/python"
+
+log() { printf '[reproduce] %s\n' "$*" >&2; }
+
+setup() {
+  local start=$SECONDS
+  if [ ! -x "$PY" ]; then
+    log "creating $VENV"
+    python3 -m venv "$VENV"
+  fi
+  # Reinstall only when the package definition changed since the last install.
+  if [ ! -f "$VENV/.kdlib-installed" ] || [ pyproject.toml -nt "$VENV/.kdlib-installed" ]; then
+    log "installing kdlib and its dependencies (torch==2.13.0 CPU build)"
+    "$PY" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+    touch "$VENV/.kdlib-installed"
+  fi
+  # Fashion-MNIST ships as a Debian package; install it when apt can (kdlib otherwise unpacks it with apt-get download).
+  if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing the Debian package dataset-fashion-mnist"
+    { apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 ||
+      { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; }; } ||
+      log "apt-get install failed; kdlib will unpack the package with apt-get download instead"
+  fi
+  log "preparing datasets and encoders (idempotent, verified by sha256)"
+  "$PY" -m kdlib.data prepare >/dev/null
+  log "set-up done in $((SECONDS - start)) s"
+}
+
+if [ "${1:-}" = "test" ]; then
+  shift
+  setup
+  log "running pytest (kdlib unit tests + nbval over every notebook, quick profile)"
+  exec "$PY" -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider "$@"
+fi
+
+if [ "${1:-}" = "--list" ]; then
+  exec python3 -c 'import pathlib; [print(p.name) for p in sorted(pathlib.Path("notebooks").glob("[0-9][0-9]_*.ipynb"))]'
+fi
+
+setup
+exec "$PY" -m kdlib.runner "$@"
