@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,8 @@ def read_planetoid(name: str, files: dict[str, Path]) -> GraphDataset:
     """Rebuild features, labels, edges and the public split exactly as the GCN reference loader does."""
     objects = {}
     for part in ("x", "y", "tx", "ty", "allx", "ally", "graph"):
-        with open(files[f"ind.{name}.{part}"], "rb") as handle:
+        with open(files[f"ind.{name}.{part}"], "rb") as handle, warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the 2016 pickles name scipy.sparse.csr
             objects[part] = pickle.load(handle, encoding="latin1")
     test_order = np.loadtxt(files[f"ind.{name}.test.index"], dtype=np.int64)
     test_sorted = np.sort(test_order)

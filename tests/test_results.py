@@ -1,0 +1,58 @@
+import json
+
+import numpy as np
+import pytest
+
+from kdlib.results import Claim, Record, aggregate, mean_std_table, paired_comparison, readme_table, save_results, update_readme
+
+
+def _records():
+    out = []
+    for seed, (a, b) in enumerate([(0.80, 0.79), (0.82, 0.80), (0.84, 0.81)]):
+        out += [Record("exp", "A", "n=10", seed, "acc", a), Record("exp", "B", "n=10", seed, "acc", b)]
+    return out
+
+
+def test_aggregate_mean_std_n():
+    summary = aggregate(_records()).set_index("method")
+    assert summary.loc["A", "mean"] == pytest.approx(0.82)
+    assert summary.loc["A", "std"] == pytest.approx(0.02)
+    assert summary.loc["B", "n"] == 3
+    assert mean_std_table(_records(), index="experiment", columns="method").loc["exp", "A"] == "82.00 ± 2.00"
+
+
+def test_paired_comparison_by_hand():
+    comparison = paired_comparison(_records(), "A", "B", experiment="exp")
+    # differences 0.01, 0.02, 0.03: mean 0.02, std 0.01, half-width t(0.975, 2) * 0.01 / sqrt(3) = 0.024841
+    assert comparison.mean_diff == pytest.approx(0.02)
+    assert comparison.std_diff == pytest.approx(0.01)
+    assert comparison.ci_low == pytest.approx(0.02 - 0.024841, abs=1e-6)
+    assert not comparison.a_beats_b  # the interval still straddles 0 with 3 seeds
+    with pytest.raises(ValueError, match="must both appear"):
+        paired_comparison(_records(), "A", "C")
+
+
+def test_results_file_schema(tmp_path, monkeypatch):
+    monkeypatch.setattr("kdlib.paths.repo_root", lambda: tmp_path)
+    claim = Claim("c1", "A beats B", "+1", "+2", True)
+    path = save_results("99_test", "quick", [0, 1, 2], 12.34, _records(), [claim])
+    assert path == tmp_path / "build" / "quick" / "results" / "99_test.json"  # quick never writes results/
+    payload = json.loads(path.read_text())
+    assert {"notebook", "profile", "seeds", "wall_time_s", "provenance", "records", "claims"} <= set(payload)
+    assert {"git_commit", "versions"} <= set(payload["provenance"])
+    assert set(payload["records"][0]) == {"experiment", "method", "setting", "seed", "metric", "value"}
+    assert set(payload["claims"][0]) == {"id", "text", "paper_value", "ours_value", "holds"}
+    with pytest.raises(ValueError, match="profile"):
+        save_results("99_test", "fast", [0], 1.0, [], [])
+
+
+def test_readme_table_and_markers(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "01_x.json").write_text(json.dumps({"notebook": "01_x", "claims": [
+        {"id": "c", "text": "LELP beats KD", "paper_value": "+3", "ours_value": "+0.1", "holds": False}]}))
+    table = readme_table(tmp_path / "results")
+    assert "| 01_x | LELP beats KD | +3 | +0.1 | **no** |" in table
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n")
+    with pytest.raises(ValueError, match="markers"):
+        update_readme(readme)

@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from kdlib import teachers
+from kdlib.cache import Cache
+from kdlib.distill.task import DistillationTask
+from kdlib.grid import run_grid
+from kdlib.models import MLP
+from kdlib.train import TrainConfig
+
+
+def test_recipe_errors():
+    with pytest.raises(ValueError, match="no vision teacher recipe for 'svhn'"):
+        teachers.vision_recipe("svhn", "full")
+    with pytest.raises(ValueError, match="labels must be one of"):
+        teachers.vision_recipe("cifar10", "full", labels="mod3")
+    with pytest.raises(ValueError, match="profile"):
+        teachers.text_recipe("sst2", "fast")
+    with pytest.raises(ValueError, match="unknown encoder"):
+        teachers.text_recipe("sst2", "quick", encoder="bert-tiny")
+
+
+def test_binarised_recipe_is_a_different_teacher():
+    fine, mod2 = teachers.vision_recipe("cifar10", "full"), teachers.vision_recipe("cifar10", "full", labels="mod2")
+    assert fine != mod2 and mod2.labels == "mod2"
+
+
+def test_vision_teacher_trains_once_then_loads(tmp_path, monkeypatch):
+    monkeypatch.setitem(teachers._VISION, "digits", {"quick": dict(n_train=400, n_val=100, epochs=3), "full": {}, "augment": False})
+    cache = Cache(tmp_path)
+    first = teachers.vision_teacher("digits", "quick", cache=cache)
+    assert first.test_accuracy > 0.5 and len(first.train_idx) == 400 and len(first.val_idx) == 100
+    monkeypatch.setattr(teachers, "fit", lambda *a, **k: pytest.fail("a cached teacher must not be retrained"))
+    second = teachers.vision_teacher("digits", "quick", cache=cache)
+    assert second.key == first.key and second.test_accuracy == first.test_accuracy
+    for a, b in zip(first.model.parameters(), second.model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_distillation_task_runs_in_a_grid(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (200,), generator=g)
+    x = torch.randn(200, 4, generator=g) + 2 * y.float().unsqueeze(1)
+    task = DistillationTask(
+        name="toy", x_train=x[:120], y_train=y[:120], teacher_train=torch.stack([4 - x[:120].sum(1), x[:120].sum(1) - 4], 1),  # the Bayes boundary
+        x_val=x[120:160], y_val=y[120:160], x_test=x[160:], y_test=y[160:],
+        make_student=lambda: MLP(4, 2, hidden=(16,)), student_description={"kind": "MLP", "hidden": (16,)},
+        methods={"alone": {"name": "ce"}, "kd": {"name": "kd", "temperature": 2.0}}, config=TrainConfig(epochs=30, batch_size=32, lr=1e-2),
+    )
+    records = run_grid(task, experiment="toy", methods=["alone", "kd"], seeds=[0, 1], context=task.fingerprint(), cache=Cache(tmp_path))
+    accuracies = [r.value for r in records if r.metric == "test_accuracy"]
+    assert len(accuracies) == 4 and min(accuracies) > 0.7
+    with pytest.raises(ValueError, match="unknown method"):
+        task(method="dkd", seed=0)
+    with pytest.raises(ValueError, match="must align"):
+        DistillationTask(**{**task.__dict__, "y_train": y[:10], "_fingerprint": None})
