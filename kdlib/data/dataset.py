@@ -8,8 +8,26 @@ from typing import Sequence
 import numpy as np
 
 
+class _Labelled:
+    """Shared by every container with labels ``y`` and class names ``classes``."""
+
+    y: np.ndarray
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def class_counts(self) -> np.ndarray:
+        """Examples per class, in class order."""
+        return np.bincount(self.y, minlength=self.num_classes)
+
+
 @dataclass(frozen=True)
-class Dataset:
+class Dataset(_Labelled):
     """One split of a labelled dataset.
 
     Attributes:
@@ -34,17 +52,6 @@ class Dataset:
         if len(self.y) and (self.y.min() < 0 or self.y.max() >= len(self.classes)):
             raise ValueError(f"{self.name}/{self.split}: labels outside 0..{len(self.classes) - 1}")
 
-    def __len__(self) -> int:
-        return len(self.y)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def class_counts(self) -> np.ndarray:
-        """Examples per class, in class order."""
-        return np.bincount(self.y, minlength=self.num_classes)
-
     def subset(self, indices: Sequence[int] | np.ndarray) -> "Dataset":
         """The examples at ``indices`` (in that order)."""
         idx = np.asarray(indices, dtype=np.int64)
@@ -53,7 +60,7 @@ class Dataset:
 
 
 @dataclass(frozen=True)
-class GraphDataset:
+class GraphDataset(_Labelled):
     """A node-classification graph with the standard Planetoid split masks.
 
     Attributes:
@@ -73,13 +80,3 @@ class GraphDataset:
     test_mask: np.ndarray
     classes: tuple[str, ...]
     modality: str = "graph"
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def class_counts(self) -> np.ndarray:
-        return np.bincount(self.y, minlength=self.num_classes)

@@ -14,7 +14,6 @@ registry) and is called by ``python -m kdlib.data prepare`` / ``reproduce.sh``, 
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from kdlib.cache import sha256_file
 from kdlib.paths import data_root, sources_dir
 
 
@@ -36,15 +36,6 @@ class ChecksumError(RuntimeError):
 
 
 _verified: set[tuple[str, int, int]] = set()
-
-
-def sha256_file(path: Path) -> str:
-    """The sha256 hex digest of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_file(path: Path, sha256: str) -> Path:
