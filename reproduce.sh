@@ -5,6 +5,7 @@
 #   ./reproduce.sh 00 01                 only these notebooks
 #   ./reproduce.sh --profile quick 00    quick profile (outputs go to build/quick/, committed notebooks untouched)
 #   ./reproduce.sh --list                list the notebooks
+#   ./reproduce.sh setup                 only set up (venv, install, data)
 #   ./reproduce.sh test                  set up, then pytest on kdlib + nbval on every notebook in the quick profile
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -43,6 +44,11 @@ if [ "${1:-}" = "test" ]; then
   setup
   log "running pytest (kdlib unit tests + nbval over every notebook, quick profile)"
   exec "$PY" -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider "$@"
+fi
+
+if [ "${1:-}" = "setup" ]; then
+  setup
+  exit 0
 fi
 
 if [ "${1:-}" = "--list" ]; then

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import numpy as np
+import scipy.sparse
 import torch
 
 from kdlib.paths import cache_root
@@ -76,6 +77,10 @@ def _update(digest: "hashlib._Hash", obj: Any) -> None:
             digest.update(hashlib.sha256(array.view(np.uint8).reshape(-1)).digest())
     elif isinstance(obj, np.generic):
         _update(digest, obj.item())
+    elif scipy.sparse.issparse(obj):
+        csr = obj.tocsr()
+        digest.update(f"sparse:{csr.shape}:".encode())
+        _update(digest, [csr.data, csr.indices, csr.indptr])
     else:
         raise TypeError(f"cannot fingerprint object of type {type(obj).__name__}; pass its defining data instead")
 

@@ -184,8 +184,9 @@ _TEXT = {
     "imdb": {"full": dict(n_train=6000, n_val=1000, n_test=2000), "quick": dict(n_train=200, n_val=100, n_test=200)},
     "sst2": {"full": dict(n_train=20000, n_val=872, n_test=None), "quick": dict(n_train=1000, n_val=300, n_test=500)},
     "sentiment140": {"full": dict(n_train=20000, n_val=2000, n_test=None), "quick": dict(n_train=1000, n_val=300, n_test=None)},
+    "tweets": {"full": dict(n_train=20000, n_val=2000, n_test=None), "quick": dict(n_train=1000, n_val=300, n_test=500)},
 }
-TEXT_MAX_LENGTH = {"imdb": 128, "sst2": 64, "sentiment140": 64}
+TEXT_MAX_LENGTH = {"imdb": 128, "sst2": 64, "sentiment140": 64, "tweets": 64}
 
 
 def text_recipe(dataset: str, profile: str, encoder: str = "minilm-l6") -> TextTeacherRecipe:
@@ -276,6 +277,20 @@ def teacher_logits(teacher: Teacher, inputs: torch.Tensor, cache: Cache | None =
     cache = cache or Cache()
     key = {"teacher": teacher.key, "inputs": inputs}
     return cache.get_or_compute("teacher_logits", key, lambda: predict_outputs(teacher.model, inputs))
+
+
+def teacher_features(teacher: Teacher, inputs: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's logits and penultimate embeddings ``embed(x)`` on ``inputs``, cached like :func:`teacher_logits`."""
+    cache = cache or Cache()
+    key = {"teacher": teacher.key, "inputs": inputs, "outputs": "logits+embeddings"}
+
+    @torch.no_grad()
+    def compute() -> tuple[torch.Tensor, torch.Tensor]:
+        teacher.model.eval()
+        embeddings = torch.cat([teacher.model.embed(inputs[i : i + 1024]) for i in range(0, len(inputs), 1024)])
+        return teacher.model.head(embeddings), embeddings
+
+    return cache.get_or_compute("teacher_features", key, compute)
 
 
 def teacher_table(teachers: Sequence[Teacher]) -> pd.DataFrame:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from collections import Counter
+
 import numpy as np
+import scipy.sparse
 import torch
 from torch import nn
 
@@ -23,6 +26,32 @@ def tokenize_to_ids(tokenizer, texts: Sequence[str], max_length: int = 64) -> to
     for row, tokens in enumerate(encoded):
         ids[row, : len(tokens)] = tokens
     return torch.from_numpy(ids)
+
+
+def build_vocabulary(tokenizer, texts: Sequence[str], size: int, max_length: int = 64) -> dict[int, int]:
+    """The ``size`` most frequent token ids in ``texts`` -> column index (ties broken by token id)."""
+    if size < 1:
+        raise ValueError(f"vocabulary size must be >= 1, got {size}")
+    counts = Counter(int(t) for row in tokenize_to_ids(tokenizer, texts, max_length).tolist() for t in row if t != PAD_ID)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:size]
+    return {token: column for column, (token, _) in enumerate(ranked)}
+
+
+def bag_of_tokens(tokenizer, texts: Sequence[str], vocabulary: dict[int, int], max_length: int = 64) -> scipy.sparse.csr_matrix:
+    """Mean-pooled one-hot tokens (N, |vocabulary|) as a sparse matrix: the input of an ``EmbeddingBag(mode="mean")``.
+
+    Tokens outside the vocabulary are dropped; a text with none left is an all-zero row.
+    """
+    ids = tokenize_to_ids(tokenizer, texts, max_length).numpy()
+    lookup = np.full(max(tokenizer.vocab_size, max(vocabulary, default=0) + 1), -1, dtype=np.int64)
+    lookup[list(vocabulary)] = list(vocabulary.values())
+    columns = lookup[ids]
+    row_idx, col = np.nonzero(columns >= 0)
+    matrix = scipy.sparse.csr_matrix(
+        (np.ones(len(row_idx), dtype=np.float32), (row_idx, columns[row_idx, col])), shape=(len(texts), len(vocabulary))
+    )
+    lengths = np.asarray(matrix.sum(1)).ravel()
+    return scipy.sparse.diags(1.0 / np.maximum(lengths, 1.0)).astype(np.float32) @ matrix
 
 
 class BagOfTokensStudent(nn.Module):

@@ -1,0 +1,94 @@
+"""Students with a subclass head (C classes x S slots) and the subclass targets they are trained on.
+
+The head's class score is ``logsumexp_s`` of the class's S logits, so a class's probability is the sum of its
+subclass probabilities (as in Subclass Distillation, Mueller et al. 2020). Targets are (N, C, S) distributions
+whose slot sums are the teacher's class probabilities; the methods differ only in how a class's probability
+is split over its slots:
+
+* :func:`subclass_targets`: softmax of per-slot scores at temperature beta (LELP, random projections;
+  ``beta = inf`` is the uniform split);
+* :func:`assignment_targets`: all of p_c on one slot (k-means pseudo-subclasses, oracle subclasses).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def check_class_probs(class_probs: torch.Tensor) -> None:
+    """Raise unless ``class_probs`` is an (N, C) matrix of distributions."""
+    if class_probs.ndim != 2:
+        raise ValueError(f"class probabilities must be (N, C), got shape {tuple(class_probs.shape)}")
+    if (class_probs < 0).any() or not torch.allclose(class_probs.sum(1), torch.ones(len(class_probs)), atol=1e-4):
+        raise ValueError("class probabilities must be non-negative and sum to 1 per example")
+
+
+def subclass_targets(class_probs: torch.Tensor, scores: torch.Tensor, beta: float) -> torch.Tensor:
+    """``p_c * softmax_s(scores_cs / beta)``, shape (N, C, S); ``beta = inf`` splits p_c uniformly."""
+    if not beta > 0:
+        raise ValueError(f"beta must be > 0 (inf for the uniform split), got {beta}")
+    if scores.ndim != 3 or scores.shape[:2] != class_probs.shape:
+        raise ValueError(f"scores must be (N, C, S) with (N, C) = {tuple(class_probs.shape)}, got {tuple(scores.shape)}")
+    split = torch.full_like(scores, 1.0 / scores.shape[2]) if math.isinf(beta) else torch.softmax(scores / beta, dim=2)
+    return class_probs[:, :, None] * split
+
+
+def assignment_targets(class_probs: torch.Tensor, assignment: torch.Tensor, num_subclasses: int) -> torch.Tensor:
+    """Put all of p_c on slot ``assignment[n, c]``: (N, C, S) targets for hard pseudo-subclasses."""
+    if assignment.shape != class_probs.shape:
+        raise ValueError(f"assignment must be (N, C) = {tuple(class_probs.shape)}, got {tuple(assignment.shape)}")
+    if assignment.min() < 0 or assignment.max() >= num_subclasses:
+        raise ValueError(f"assignments must lie in [0, {num_subclasses}), got range [{assignment.min()}, {assignment.max()}]")
+    onehot = torch.nn.functional.one_hot(assignment.long(), num_subclasses).to(class_probs.dtype)
+    return class_probs[:, :, None] * onehot
+
+
+def kmeans(points: torch.Tensor, k: int, seed: int, iterations: int = 50) -> torch.Tensor:
+    """Lloyd's k-means with k-means++ seeding; returns the (k, D) centroids."""
+    if k < 1 or len(points) < k:
+        raise ValueError(f"k-means needs 1 <= k <= {len(points)} points, got k = {k}")
+    generator = torch.Generator().manual_seed(seed)
+    centroids = points[torch.randint(len(points), (1,), generator=generator)]
+    for _ in range(1, k):
+        d2 = torch.cdist(points, centroids).min(1).values ** 2
+        pick = torch.multinomial(d2, 1, generator=generator) if d2.sum() > 0 else torch.randint(len(points), (1,), generator=generator)
+        centroids = torch.cat([centroids, points[pick]])
+    for _ in range(iterations):
+        nearest = torch.cdist(points, centroids).argmin(1)
+        updated = torch.stack([points[nearest == j].mean(0) if (nearest == j).any() else centroids[j] for j in range(k)])
+        if torch.allclose(updated, centroids):
+            break
+        centroids = updated
+    return centroids
+
+
+def nearest_centroid(embeddings: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    """For every example and class, the index of the class's nearest centroid: (N, D), (C, S, D) -> (N, C)."""
+    return torch.stack([torch.cdist(embeddings, class_centroids).argmin(1) for class_centroids in centroids], dim=1)
+
+
+def class_centroids(embeddings: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor, num_classes: int, num_subclasses: int) -> torch.Tensor:
+    """Mean embedding of every (class, group) pair: (C, S, D); ``groups`` in [0, S) indexes subclasses within a class."""
+    centroids = torch.zeros(num_classes, num_subclasses, embeddings.shape[1], dtype=embeddings.dtype)
+    for c in range(num_classes):
+        for s in range(num_subclasses):
+            members = embeddings[(labels == c) & (groups == s)]
+            if len(members) == 0:
+                raise ValueError(f"class {c} has no fitting example in subclass {s}")
+            centroids[c, s] = members.mean(0)
+    return centroids
+
+
+def kmeans_centroids(embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int, num_subclasses: int, seed: int) -> torch.Tensor:
+    """k-means with k = S inside every class of the fitting set: (C, S, D) centroids."""
+    return torch.stack([kmeans(embeddings[labels == c], num_subclasses, seed + c) for c in range(num_classes)])
+
+
+def class_scores(subclass_logits: torch.Tensor) -> torch.Tensor:
+    """Class scores of a subclass head, (..., C, S) -> (..., C): logsumexp over each class's slots.
+
+    ``softmax(class_scores)`` is the sum of each class's subclass probabilities under the softmax over all C*S logits.
+    """
+    return torch.logsumexp(subclass_logits, dim=-1)
