@@ -25,12 +25,14 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats
 from tqdm.auto import tqdm
 
 from kdlib.cache import Cache, fingerprint
 from kdlib.data import load
 from kdlib.distill.lelp import fit_projection, lelp_targets
 from kdlib.distill.subclass import assignment_targets, class_centroids, kmeans_centroids, nearest_centroid, subclass_targets
+from kdlib.results import PairedComparison, Record, paired_comparison, to_frame
 from kdlib.models import bag_of_tokens, build_vocabulary, cached_embeddings, load_tokenizer
 from kdlib.stacked import Inputs, StackedMLP, class_cross_entropy, fit_stacked, stacked_accuracy, subclass_cross_entropy
 from kdlib.teachers import LABEL_MAPS, Teacher, image_inputs, teacher_features, text_teacher, vision_teacher
@@ -323,3 +325,68 @@ def run_experiment(task: SubclassTask, grid: Grid, seeds: Sequence[int], recipe:
     controls = [Variant(m, chosen_s, b, tau) for m in ("random projections", "LELP w/o null space") for b in grid.betas]
     third = stage("3 controls", controls)
     return pd.concat([first, second, third], ignore_index=True).assign(task=task.name)
+
+
+# --- reporting ------------------------------------------------------------------------------------------------
+SELECTED = "validation-selected"
+
+
+def selected_records(runs: pd.DataFrame) -> list[Record]:
+    """Test and validation accuracy of every method's validation-selected setting, per task and seed.
+
+    The records' ``setting`` is :data:`SELECTED` for every method, so seeds pair across methods.
+    """
+    records = []
+    for _task, task_runs in runs.groupby("task", sort=False):
+        for row in select(task_runs).itertuples():
+            for metric in ("test_accuracy", "val_accuracy"):
+                records.append(Record(row.task, row.method, SELECTED, int(row.seed), metric, float(getattr(row, metric))))
+    return records
+
+
+def chosen_settings(runs: pd.DataFrame) -> pd.DataFrame:
+    """The setting validation chose for each task and method (rows: task, columns: method)."""
+    chosen = pd.concat([select(r).drop_duplicates(["method"]).assign(task=t) for t, r in runs.groupby("task", sort=False)])
+    return chosen.pivot(index="task", columns="method", values="setting").reindex(columns=[m for m in METHODS if m in set(chosen.method)])
+
+
+def accuracy_by_subclasses(runs: pd.DataFrame) -> pd.DataFrame:
+    """Stage-2 test accuracy against S, beta chosen on validation separately for each (task, method, S)."""
+    sweep = runs[runs.stage == "2 S sweep"]
+    parts = [select(group).assign(task=task, S=s) for (task, s), group in sweep.groupby(["task", "subclasses"], sort=False)]
+    return pd.concat(parts, ignore_index=True)
+
+
+def paired_differences(records: Sequence[Record], a: str, b: str, tasks: Sequence[str]) -> PairedComparison:
+    """``a - b`` in test accuracy over every (task, seed) pair of ``tasks`` (pooled when several tasks are given)."""
+    frame = to_frame([r for r in records if r.metric == "test_accuracy" and r.experiment in tasks])
+    frame = frame.assign(setting=frame.experiment)  # pair within a task, pool across tasks
+    return paired_comparison(frame, a, b)
+
+
+def difference_table(records: Sequence[Record], baseline: str, tasks: Sequence[str], methods: Sequence[str]) -> pd.DataFrame:
+    """Paired ``method - baseline`` test accuracy (pp) with its 95% CI, per task and pooled."""
+    rows = []
+    for method in methods:
+        for label, subset in [(t, [t]) for t in tasks] + [("pooled", list(tasks))]:
+            c = paired_differences(records, method, baseline, subset)
+            rows.append({"method": method, "task": label, "diff (pp)": 100 * c.mean_diff, "CI low": 100 * c.ci_low, "CI high": 100 * c.ci_high, "pairs": c.n})
+    return pd.DataFrame(rows)
+
+
+def gain_shrinks(records: Sequence[Record], few_class: Sequence[str], many_class: str, method: str = "LELP", baseline: str = "vanilla KD") -> dict:
+    """Does ``method - baseline`` shrink from the few-class tasks to ``many_class``? Welch 95% CI of the change."""
+    few = _diffs(records, method, baseline, few_class)
+    many = _diffs(records, method, baseline, [many_class])
+    shrink = few.mean() - many.mean()
+    var_few, var_many = few.var(ddof=1) / len(few), many.var(ddof=1) / len(many)
+    se = np.sqrt(var_few + var_many)
+    dof = se**4 / (var_few**2 / (len(few) - 1) + var_many**2 / (len(many) - 1)) if len(few) > 1 and len(many) > 1 and se > 0 else np.nan
+    half = stats.t.ppf(0.975, dof) * se if np.isfinite(dof) else np.nan
+    return {"few_class_gain": few.mean(), "many_class_gain": many.mean(), "shrink": shrink, "ci_low": shrink - half, "ci_high": shrink + half}
+
+
+def _diffs(records: Sequence[Record], a: str, b: str, tasks: Sequence[str]) -> np.ndarray:
+    frame = to_frame([r for r in records if r.metric == "test_accuracy" and r.experiment in tasks])
+    per_seed = frame.pivot_table(index=["experiment", "seed"], columns="method", values="value")
+    return (per_seed[a] - per_seed[b]).dropna().to_numpy()
