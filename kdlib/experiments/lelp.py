@@ -364,14 +364,23 @@ def paired_differences(records: Sequence[Record], a: str, b: str, tasks: Sequenc
     return paired_comparison(frame, a, b)
 
 
-def difference_table(records: Sequence[Record], baseline: str, tasks: Sequence[str], methods: Sequence[str]) -> pd.DataFrame:
-    """Paired ``method - baseline`` test accuracy (pp) with its 95% CI, per task and pooled."""
-    rows = []
-    for method in methods:
-        for label, subset in [(t, [t]) for t in tasks] + [("pooled", list(tasks))]:
-            c = paired_differences(records, method, baseline, subset)
-            rows.append({"method": method, "task": label, "diff (pp)": 100 * c.mean_diff, "CI low": 100 * c.ci_low, "CI high": 100 * c.ci_high, "pairs": c.n})
-    return pd.DataFrame(rows)
+def difference_table(records: Sequence[Record], pairs: Sequence[tuple[str, str]], tasks: Sequence[str], pooled: Sequence[str] = ()) -> pd.DataFrame:
+    """Paired ``a - b`` test accuracy as "diff [95% CI]" in pp: rows "a − b", columns tasks (+ "pooled" over ``pooled``).
+
+    Cells where a task lacks one of the two methods are left empty.
+    """
+    columns = [(t, [t]) for t in tasks] + ([("pooled", list(pooled))] if pooled else [])
+    table = {}
+    for a, b in pairs:
+        row = {}
+        for label, subset in columns:
+            try:
+                c = paired_differences(records, a, b, subset)
+            except ValueError:
+                continue
+            row[label] = f"{100 * c.mean_diff:+.2f} [{100 * c.ci_low:+.2f}, {100 * c.ci_high:+.2f}]"
+        table[f"{a} − {b}"] = row
+    return pd.DataFrame.from_dict(table, orient="index").reindex(columns=[label for label, _ in columns]).fillna("")
 
 
 def gain_shrinks(records: Sequence[Record], few_class: Sequence[str], many_class: str, method: str = "LELP", baseline: str = "vanilla KD") -> dict:
