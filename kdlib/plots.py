@@ -35,7 +35,7 @@ def method_bars(frame: pd.DataFrame, x: str, y: str = "value", hue: str = "metho
     data = frame.assign(**{y: frame[y] * scale})
     ax = ax or plt.subplots(figsize=(7, 3.5))[1]
     sns.barplot(data=data, x=x, y=y, hue=hue, errorbar=None, alpha=0.75, ax=ax)
-    sns.stripplot(data=data, x=x, y=y, hue=hue, dodge=True, color="black", size=3, legend=False, ax=ax)
+    sns.stripplot(data=data, x=x, y=y, hue=hue, dodge=True, palette="dark:black", size=3, legend=False, ax=ax)
     low, high = data[y].min(), data[y].max()
     ax.set_ylim(max(0.0, low - (high - low) * 0.6 - 1), min(100.0 if scale == 100 else high * 1.05, high + (high - low) * 0.3 + 1))
     return ax

@@ -272,7 +272,7 @@ def train_students(task: SubclassTask, variants: Sequence[Variant], seed: int, r
             return torch.where(subclass_level, subclass_cross_entropy(logits, batch), class_cross_entropy(logits, batch.sum(-1)))
 
         model = StackedMLP(task.in_dim, recipe.hidden, task.num_classes, [v.subclasses for v in variants], seed)
-        history = fit_stacked(model, loss, task.x_transfer, val=(task.x_val, task.y_val), config=recipe.train, seed=seed, desc=f"{task.name} s{seed}")
+        history = fit_stacked(model, loss, task.x_transfer, val=(task.x_val, task.y_val), config=recipe.train, seed=seed, progress=False)
         test = stacked_accuracy(model, task.x_test, task.y_test)
         return [
             {**asdict(v), "setting": v.label, "seed": seed, "val_accuracy": float(history.best_val_accuracy[m]),
@@ -399,3 +399,24 @@ def _diffs(records: Sequence[Record], a: str, b: str, tasks: Sequence[str]) -> n
     frame = to_frame([r for r in records if r.metric == "test_accuracy" and r.experiment in tasks])
     per_seed = frame.pivot_table(index=["experiment", "seed"], columns="method", values="value")
     return (per_seed[a] - per_seed[b]).dropna().to_numpy()
+
+
+def validation_landscape(runs: pd.DataFrame, method: str = "LELP") -> pd.DataFrame:
+    """How flat ``method``'s hyper-parameter grid is on validation, per task.
+
+    Columns: the chosen setting, the spread (best minus worst) of the seed-mean validation accuracy over the grid,
+    and the median std over seeds of one setting (pp). A spread near the seed std means the choice is a coin toss.
+    """
+    rows = []
+    for task, group in runs[runs.method == method].groupby("task", sort=False):
+        per_setting = group.groupby("setting")["val_accuracy"].agg(["mean", "std"])
+        rows.append(
+            {
+                "task": task,
+                "settings": len(per_setting),
+                "chosen": per_setting["mean"].idxmax(),
+                "val spread over grid (pp)": 100 * (per_setting["mean"].max() - per_setting["mean"].min()),
+                "median seed std (pp)": 100 * per_setting["std"].median(),
+            }
+        )
+    return pd.DataFrame(rows).set_index("task")
