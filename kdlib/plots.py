@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -39,3 +40,8 @@ def method_bars(frame: pd.DataFrame, x: str, y: str = "value", hue: str = "metho
     low, high = data[y].min(), data[y].max()
     ax.set_ylim(max(0.0, low - (high - low) * 0.6 - 1), min(100.0 if scale == 100 else high * 1.05, high + (high - low) * 0.3 + 1))
     return ax
+
+
+def method_palette(methods: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """One fixed colour per method, so every figure of a notebook colours a method the same way."""
+    return dict(zip(methods, sns.color_palette(PALETTE, len(methods))))

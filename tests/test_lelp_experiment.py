@@ -101,3 +101,19 @@ def test_grid_rejects_bad_values():
         lelp.Grid(temperatures=(1.0,), subclasses=(1, 2), betas=(1.0,))
     with pytest.raises(ValueError, match="non-empty"):
         lelp.Grid(temperatures=(), subclasses=(2,), betas=(1.0,))
+
+
+def test_difference_table_and_validation_landscape():
+    records = []
+    for seed, (a, b) in enumerate([(0.60, 0.50), (0.62, 0.50), (0.61, 0.50)]):
+        records += [Record("t", "LELP", lelp.SELECTED, seed, "test_accuracy", a), Record("t", "vanilla KD", lelp.SELECTED, seed, "test_accuracy", b)]
+    table = lelp.difference_table(records, [("LELP", "vanilla KD"), ("LELP", "k-means")], ["t"], pooled=["t"])
+    assert table.loc["LELP − vanilla KD", "t"].startswith("+11.00 [")
+    assert table.loc["LELP − k-means", "t"] == ""  # k-means never ran: the cell stays empty
+    runs = pd.DataFrame(
+        {"task": "t", "method": "LELP", "setting": ["a", "a", "b", "b"], "val_accuracy": [0.5, 0.7, 0.9, 0.9]}
+    )
+    landscape = lelp.validation_landscape(runs)
+    assert landscape.loc["t", "chosen"] == "b"
+    assert landscape.loc["t", "val spread over grid (pp)"] == pytest.approx(30.0)
+    assert landscape.loc["t", "within one std of the best"] == 1

@@ -405,18 +405,21 @@ def validation_landscape(runs: pd.DataFrame, method: str = "LELP") -> pd.DataFra
     """How flat ``method``'s hyper-parameter grid is on validation, per task.
 
     Columns: the chosen setting, the spread (best minus worst) of the seed-mean validation accuracy over the grid,
-    and the median std over seeds of one setting (pp). A spread near the seed std means the choice is a coin toss.
+    how many settings lie within one median seed std of the best (a flat top makes the choice a coin toss among
+    them), and that median std over seeds of one setting (pp).
     """
     rows = []
     for task, group in runs[runs.method == method].groupby("task", sort=False):
         per_setting = group.groupby("setting")["val_accuracy"].agg(["mean", "std"])
+        noise = per_setting["std"].median()
         rows.append(
             {
                 "task": task,
                 "settings": len(per_setting),
                 "chosen": per_setting["mean"].idxmax(),
                 "val spread over grid (pp)": 100 * (per_setting["mean"].max() - per_setting["mean"].min()),
-                "median seed std (pp)": 100 * per_setting["std"].median(),
+                "within one std of the best": int((per_setting["mean"] >= per_setting["mean"].max() - noise).sum()),
+                "median seed std (pp)": 100 * noise,
             }
         )
     return pd.DataFrame(rows).set_index("task")
