@@ -1,0 +1,103 @@
+"""SLaM (Kontonis et al., NeurIPS 2023): student-label mixing for distillation with unlabelled examples.
+
+The teacher's label y_s(x) on an unlabelled example is treated as a noisy observation of the truth. With
+probability alpha(x) it is right; otherwise it is another class among the teacher's top k(x). The student f is
+trained through that noise model (a forward loss correction) and predicts with the unmixed f:
+
+    mix(f; alpha, k) = alpha * f + (1 - alpha) * (1 - f) * top_k(y_s)            (the paper's experiments, Remark B.1)
+    mix(f; alpha, k) = alpha * f + (1 - alpha) * (1 - f) * top_k(y_s) / (k - 1)  ("normalised": the noise model's form)
+    loss(x) = CE(y_s(x), mix(f(x); alpha(x), k(x)))
+
+alpha(x) is estimated on a small labelled validation set as a function of the teacher's confidence (isotonic
+regression of "teacher is right" on its top-1 margin) and k from the teacher's top-k accuracy there. Both
+estimators are reconstructions [R] (the paper's own could not be read); see notebook 02.
+"""
+
+from __future__ import annotations
+
+import torch
+from sklearn.isotonic import IsotonicRegression
+
+
+def top_k_mask(teacher_probs: torch.Tensor, k: torch.Tensor | int) -> torch.Tensor:
+    """0/1 mask (N, C) of each row's k largest teacher probabilities (``k`` a scalar or one per row)."""
+    if teacher_probs.ndim != 2:
+        raise ValueError(f"teacher probabilities must be (N, C), got shape {tuple(teacher_probs.shape)}")
+    num_classes = teacher_probs.shape[1]
+    k = torch.as_tensor(k).expand(len(teacher_probs)) if torch.as_tensor(k).ndim == 0 else torch.as_tensor(k)
+    if k.shape != (len(teacher_probs),):
+        raise ValueError(f"k must be a scalar or one value per example, got shape {tuple(k.shape)}")
+    if (k < 1).any() or (k > num_classes).any():
+        raise ValueError(f"k must lie in [1, {num_classes}], got values in [{int(k.min())}, {int(k.max())}]")
+    ranks = teacher_probs.argsort(dim=1, descending=True).argsort(dim=1)  # rank 0 = the teacher's top class
+    return (ranks < k[:, None]).to(teacher_probs.dtype)
+
+
+def check_alpha(alpha: torch.Tensor) -> None:
+    if ((alpha < 0) | (alpha > 1) | torch.isnan(alpha)).any():
+        raise ValueError("alpha must lie in [0, 1]")
+
+
+def mix(student_probs: torch.Tensor, alpha: torch.Tensor, mask: torch.Tensor, normalise: bool = False) -> torch.Tensor:
+    """``alpha * f + (1 - alpha) * (1 - f) * mask`` (divided by ``k - 1`` when ``normalise``), row-wise; shapes (..., N, C)."""
+    check_alpha(alpha)
+    if mask.shape != student_probs.shape[-2:] or alpha.shape != student_probs.shape[-2:-1]:
+        raise ValueError(f"need probabilities (..., N, C), alpha (N,) and a mask (N, C); got {tuple(student_probs.shape)}, {tuple(alpha.shape)}, {tuple(mask.shape)}")
+    other = (1.0 - student_probs) * mask
+    if normalise:
+        k = mask.sum(-1, keepdim=True)
+        if (k < 2).any():
+            raise ValueError("the normalised mix needs k >= 2 for every example")
+        other = other / (k - 1.0)
+    return alpha[:, None] * student_probs + (1.0 - alpha[:, None]) * other
+
+
+def slam_loss(student_logits: torch.Tensor, teacher_targets: torch.Tensor, alpha: torch.Tensor, mask: torch.Tensor, normalise: bool = False) -> torch.Tensor:
+    """Per-example ``CE(teacher_targets, mix(softmax(student_logits)))``, shape (..., N)."""
+    mixed = mix(torch.softmax(student_logits, dim=-1), alpha, mask, normalise)
+    return -(teacher_targets * torch.log(mixed.clamp_min(1e-12))).sum(-1)
+
+
+def top1_margin(teacher_probs: torch.Tensor) -> torch.Tensor:
+    """The teacher's confidence: its top-1 minus top-2 probability."""
+    top2 = teacher_probs.topk(2, dim=1).values
+    return top2[:, 0] - top2[:, 1]
+
+
+class CorrectnessCalibration:
+    """P(teacher's top-1 is right | its margin), fitted by isotonic regression on a labelled validation set.
+
+    Predictions are clipped to ``[floor, 1]``; ``floor`` defaults to 1/C (a teacher no worse than chance).
+    """
+
+    def __init__(self, teacher_probs_val: torch.Tensor, labels_val: torch.Tensor, floor: float | None = None) -> None:
+        if len(teacher_probs_val) == 0 or len(teacher_probs_val) != len(labels_val):
+            raise ValueError(f"need a non-empty validation set with one label per example, got {len(teacher_probs_val)} and {len(labels_val)}")
+        correct = (teacher_probs_val.argmax(1) == torch.as_tensor(labels_val)).double().numpy()
+        self.floor = 1.0 / teacher_probs_val.shape[1] if floor is None else floor
+        self.model = IsotonicRegression(y_min=self.floor, y_max=1.0, increasing=True, out_of_bounds="clip")
+        self.model.fit(top1_margin(teacher_probs_val).double().numpy(), correct)
+
+    def __call__(self, teacher_probs: torch.Tensor) -> torch.Tensor:
+        """Estimated alpha(x) for each row of ``teacher_probs``."""
+        return torch.from_numpy(self.model.predict(top1_margin(teacher_probs).double().numpy())).float()
+
+
+def estimate_k(teacher_probs_val: torch.Tensor, labels_val: torch.Tensor, delta: float = 0.05) -> int:
+    """The smallest k >= 2 whose top-k teacher accuracy on validation reaches ``1 - delta`` (C if none does)."""
+    if not 0 < delta < 1:
+        raise ValueError(f"delta must lie in (0, 1), got {delta}")
+    if len(teacher_probs_val) == 0:
+        raise ValueError("cannot estimate k on an empty validation set")
+    num_classes = teacher_probs_val.shape[1]
+    rank_of_truth = (teacher_probs_val > teacher_probs_val.gather(1, torch.as_tensor(labels_val)[:, None])).sum(1)
+    for k in range(2, num_classes + 1):
+        if (rank_of_truth < k).double().mean().item() >= 1 - delta:
+            return k
+    return num_classes
+
+
+def oracle_alpha(teacher_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """alpha(x) = 1 if the teacher's top-1 is right, else 0 (the upper bound that knows the truth)."""
+    return (teacher_probs.argmax(1) == torch.as_tensor(labels)).float()
+

@@ -1,0 +1,85 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kdlib.distill.slam import CorrectnessCalibration, estimate_k, mix, oracle_alpha, slam_loss, top1_margin, top_k_mask
+
+
+def test_top_k_mask_marks_the_teachers_largest_classes():
+    probs = torch.tensor([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3]])
+    assert torch.equal(top_k_mask(probs, 2), torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 1.0]]))
+    assert torch.equal(top_k_mask(probs, torch.tensor([1, 3])), torch.tensor([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0]]))
+
+
+def test_mix_matches_the_closed_form_on_a_hand_made_example():
+    f = torch.tensor([[0.2, 0.5, 0.3]])
+    alpha = torch.tensor([0.8])
+    mask = torch.tensor([[0.0, 1.0, 1.0]])
+    # 0.8 f + 0.2 (1 - f) mask
+    assert torch.allclose(mix(f, alpha, mask), torch.tensor([[0.16, 0.5, 0.38]]))
+    # normalised by k - 1 = 1: identical for k = 2
+    assert torch.allclose(mix(f, alpha, mask, normalise=True), mix(f, alpha, mask))
+    full = torch.ones(1, 3)
+    assert torch.allclose(mix(f, alpha, full, normalise=True), 0.8 * f + 0.1 * (1 - f))
+
+
+def test_alpha_one_recovers_cross_entropy_on_teacher_labels():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(20, 4, generator=g)
+    teacher = torch.softmax(torch.randn(20, 4, generator=g), 1)
+    labels = teacher.argmax(1)
+    loss = slam_loss(logits, F.one_hot(labels, 4).float(), torch.ones(20), top_k_mask(teacher, 2))
+    assert torch.allclose(loss, F.cross_entropy(logits, labels, reduction="none"), atol=1e-5)
+    soft = slam_loss(logits, teacher, torch.ones(20), top_k_mask(teacher, 2))
+    assert torch.allclose(soft, -(teacher * torch.log_softmax(logits, 1)).sum(1), atol=1e-5)
+
+
+def test_binary_mix_is_a_label_flip_correction():
+    # with C = 2 and k = 2, mix(f)_t = a f_t + (1 - a) f_other: the forward correction for a flip rate 1 - a
+    f = torch.tensor([[0.7, 0.3]])
+    mixed = mix(f, torch.tensor([0.9]), torch.ones(1, 2))
+    assert torch.allclose(mixed, torch.tensor([[0.9 * 0.7 + 0.1 * 0.3, 0.9 * 0.3 + 0.1 * 0.7]]))
+
+
+def test_estimated_alpha_is_monotone_in_confidence_and_clipped():
+    g = torch.Generator().manual_seed(0)
+    n = 2000
+    margin = torch.rand(n, generator=g)
+    probs = torch.stack([0.5 + margin / 2, 0.5 - margin / 2], 1)
+    labels = torch.where(torch.rand(n, generator=g) < 0.5 + margin / 2, 0, 1)  # P(right) = 0.5 + margin / 2
+    calibration = CorrectnessCalibration(probs, labels)
+    grid_margin = torch.linspace(0, 1, 50)
+    alpha = calibration(torch.stack([0.5 + grid_margin / 2, 0.5 - grid_margin / 2], 1))
+    assert (alpha[1:] >= alpha[:-1] - 1e-9).all()
+    assert alpha.min() >= 0.5 and alpha.max() <= 1.0
+    assert alpha[-1] > 0.9 and alpha[0] < 0.65
+
+
+def test_estimate_k_and_oracle_alpha():
+    probs = torch.tensor([[0.6, 0.3, 0.1], [0.5, 0.4, 0.1], [0.2, 0.5, 0.3], [0.7, 0.2, 0.1]])
+    labels = torch.tensor([0, 1, 2, 2])  # truth ranks 0, 1, 1, 2
+    assert estimate_k(probs, labels, delta=0.3) == 2  # top-2 accuracy 0.75 >= 0.7
+    assert estimate_k(probs, labels, delta=0.05) == 3
+    assert torch.equal(oracle_alpha(probs, labels), torch.tensor([1.0, 0.0, 0.0, 0.0]))
+    assert torch.allclose(top1_margin(probs), torch.tensor([0.3, 0.1, 0.2, 0.5]))
+
+
+@pytest.mark.parametrize("k", [0, 4])
+def test_invalid_k_raises(k):
+    with pytest.raises(ValueError, match="k must lie"):
+        top_k_mask(torch.softmax(torch.randn(3, 3), 1), k)
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.5, float("nan")])
+def test_invalid_alpha_raises(alpha):
+    with pytest.raises(ValueError, match="alpha must lie"):
+        mix(torch.full((1, 2), 0.5), torch.tensor([alpha]), torch.ones(1, 2))
+
+
+def test_normalised_mix_needs_k_of_two_and_calibration_needs_data():
+    with pytest.raises(ValueError, match="k >= 2"):
+        mix(torch.full((1, 3), 1 / 3), torch.tensor([0.5]), torch.tensor([[1.0, 0.0, 0.0]]), normalise=True)
+    with pytest.raises(ValueError, match="non-empty validation"):
+        CorrectnessCalibration(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(ValueError, match="delta"):
+        estimate_k(torch.full((2, 2), 0.5), torch.tensor([0, 1]), delta=1.0)
