@@ -34,7 +34,7 @@ def rows(x: Inputs, idx: torch.Tensor | np.ndarray) -> torch.Tensor:
         return x[idx]
     block = x[np.asarray(idx)].tocoo()
     indices = torch.from_numpy(np.vstack([block.row, block.col]).astype(np.int64))
-    return torch.sparse_coo_tensor(indices, torch.from_numpy(block.data).float(), block.shape).coalesce()
+    return torch.sparse_coo_tensor(indices, torch.from_numpy(block.data).float(), block.shape, check_invariants=False).coalesce()
 
 
 class StackedMLP(nn.Module):
