@@ -1,0 +1,210 @@
+"""The semi-supervised distillation harness shared by notebooks 02 (SLaM), 03 (weighted distillation) and 04 (RAD).
+
+A teacher trained on a few labelled examples L labels a large unlabelled pool U; a labelled validation set V
+(500 examples, as in the SLaM paper) measures how reliable the teacher is; students train on L plus the
+teacher-labelled U and are tested on the official test split. |L| controls how noisy the teacher is.
+
+The teacher (the shared CNN architecture) is trained on L alone for a fixed number of steps, without early
+stopping: like a teacher fitted to few labels in practice, it ends confident on L and noisy, and overconfident,
+elsewhere. One teacher per (dataset, |L|, seed) is trained once and cached with its probabilities on U, V and test.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from kdlib.cache import Cache, fingerprint
+from kdlib.data import data_version, load, semi_supervised_split
+from kdlib.models import TEACHER_CNN, CNNConfig, SmallCNN, random_flip_crop
+from kdlib.teachers import image_inputs
+from kdlib.train import TrainConfig, fit, predict_outputs, set_seed
+
+HARNESS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class NoisyTeacherRecipe:
+    """How the teacher is trained on L: about ``steps`` AdamW steps of ``batch_size`` (at least ``min_epochs`` epochs)."""
+
+    steps: int = 800
+    min_epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    augment: bool = True
+
+    def config(self, n_labelled: int) -> TrainConfig:
+        epochs = max(self.min_epochs, math.ceil(self.steps / math.ceil(n_labelled / self.batch_size)))
+        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, patience=None, cosine=True)
+
+
+@dataclass
+class SemiSupervisedTask:
+    """One (dataset, |L|, seed): student inputs for every split, true labels, and the teacher's probabilities.
+
+    ``y_unlabelled`` is the truth on U: only oracles and diagnostics may read it.
+    """
+
+    name: str
+    dataset: str
+    n_labelled: int
+    seed: int
+    classes: tuple[str, ...]
+    x_labelled: torch.Tensor
+    y_labelled: torch.Tensor
+    x_unlabelled: torch.Tensor
+    y_unlabelled: torch.Tensor
+    teacher_unlabelled: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    teacher_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    teacher_test: torch.Tensor
+    teacher_seconds: float
+    _fingerprint: str | None = field(default=None, repr=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def teacher_accuracy(self, split: str = "test") -> float:
+        """Top-1 accuracy of the teacher on ``"unlabelled"``, ``"val"`` or ``"test"``."""
+        probs, labels = {"unlabelled": (self.teacher_unlabelled, self.y_unlabelled), "val": (self.teacher_val, self.y_val), "test": (self.teacher_test, self.y_test)}[split]
+        return (probs.argmax(1) == labels).float().mean().item()
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint({k: v for k, v in self.__dict__.items() if k not in ("_fingerprint", "teacher_seconds")})
+        return self._fingerprint
+
+    def summary(self) -> dict:
+        confidence = self.teacher_unlabelled.max(1).values
+        return {
+            "task": self.name,
+            "|L|": len(self.y_labelled),
+            "|V|": len(self.y_val),
+            "|U|": len(self.y_unlabelled),
+            "teacher acc (test)": self.teacher_accuracy("test"),
+            "teacher acc (U)": self.teacher_accuracy("unlabelled"),
+            "mean teacher confidence (U)": confidence.mean().item(),
+        }
+
+
+def vision_semisup_task(
+    dataset: str,
+    n_labelled: int,
+    *,
+    n_unlabelled: int,
+    seed: int,
+    n_validation: int = 500,
+    recipe: NoisyTeacherRecipe | None = None,
+    cache: Cache | None = None,
+) -> SemiSupervisedTask:
+    """Split ``dataset``'s training set into L / V / U (stratified, by ``seed``), train the teacher on L, label U."""
+    recipe = recipe or NoisyTeacherRecipe(augment=dataset == "cifar10")
+    cache = cache or Cache()
+    train, test = load(dataset, "train"), load(dataset, "test")
+    split = semi_supervised_split(train.y, n_labelled=n_labelled, n_validation=n_validation, n_unlabelled=n_unlabelled, seed=seed)
+    inputs = {name: image_inputs(dataset, train.x[idx]) for name, idx in (("L", split.labelled), ("V", split.validation), ("U", split.unlabelled))}
+    inputs["test"] = image_inputs(dataset, test.x)
+    labels = {"L": train.y[split.labelled], "V": train.y[split.validation], "U": train.y[split.unlabelled], "test": test.y}
+    key = {"dataset": dataset, "data": data_version(dataset), "labelled": split.labelled, "recipe": recipe, "seed": seed, "version": HARNESS_VERSION}
+
+    def train_teacher() -> dict:
+        set_seed(seed)
+        model = SmallCNN(CNNConfig(in_channels=inputs["L"].shape[1], num_classes=len(train.classes), **TEACHER_CNN))
+        start = time.perf_counter()
+        fit(
+            model, nn.functional.cross_entropy, inputs["L"], (torch.tensor(labels["L"]),), config=recipe.config(n_labelled), seed=seed,
+            augment=random_flip_crop if recipe.augment else None, desc=f"teacher {dataset} |L|={n_labelled} s{seed}",
+        )
+        probs = {name: torch.softmax(predict_outputs(model, inputs[name]), 1) for name in ("U", "V", "test")}
+        return {"probs": probs, "seconds": time.perf_counter() - start}
+
+    entry = cache.get_or_compute("semisup_teachers", key, train_teacher)
+    flat = {name: x.flatten(1) for name, x in inputs.items()}
+    y = {name: torch.tensor(np.asarray(v)) for name, v in labels.items()}
+    return SemiSupervisedTask(
+        name=f"{dataset} |L|={n_labelled}", dataset=dataset, n_labelled=n_labelled, seed=seed, classes=train.classes,
+        x_labelled=flat["L"], y_labelled=y["L"], x_unlabelled=flat["U"], y_unlabelled=y["U"], teacher_unlabelled=entry["probs"]["U"],
+        x_val=flat["V"], y_val=y["V"], teacher_val=entry["probs"]["V"], x_test=flat["test"], y_test=y["test"], teacher_test=entry["probs"]["test"],
+        teacher_seconds=entry["seconds"],
+    )
+
+
+# --- students -----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UnlabelledObjective:
+    """What one student minimises on the teacher-labelled pool U (on L it always minimises CE on the true labels).
+
+    Per example of U: ``weight * CE(targets, p)`` where ``p`` is the student's softmax, or, when ``alpha`` is set,
+    SLaM's ``weight * CE(targets, mix(p; alpha, mask))``.
+    """
+
+    name: str
+    targets: torch.Tensor  # (N_U, C)
+    weights: torch.Tensor  # (N_U,)
+    alpha: torch.Tensor | None = None  # (N_U,)
+    mask: torch.Tensor | None = None  # (N_U, C)
+    normalise: bool = False
+
+
+@dataclass(frozen=True)
+class SemiSupervisedStudent:
+    """The MLP student on pixels (one hidden layer) and its optimisation."""
+
+    hidden: int
+    train: TrainConfig
+
+
+def train_students(
+    task: SemiSupervisedTask, objectives: list[UnlabelledObjective], seed: int, student: SemiSupervisedStudent, cache: Cache | None = None
+) -> list[dict]:
+    """Train one student per objective on L ∪ U (stacked: same initialisation and batches); cached.
+
+    Returns one row per objective: its name, best validation accuracy and test accuracy.
+    """
+    from kdlib.distill.slam import slam_loss
+    from kdlib.stacked import StackedMLP, fit_stacked, stacked_accuracy
+
+    if not objectives:
+        raise ValueError("no objectives to train")
+    n_l, n_u, c = len(task.y_labelled), len(task.y_unlabelled), task.num_classes
+    for o in objectives:
+        if o.targets.shape != (n_u, c) or o.weights.shape != (n_u,):
+            raise ValueError(f"objective {o.name!r}: targets must be ({n_u}, {c}) and weights ({n_u},)")
+    key = {"task": task.fingerprint(), "objectives": objectives, "seed": seed, "student": student}
+
+    def compute() -> list[dict]:
+        x = torch.cat([task.x_labelled, task.x_unlabelled])
+        targets = torch.stack([torch.cat([nn.functional.one_hot(task.y_labelled, c).float(), o.targets]) for o in objectives])  # (M, N, C)
+        weights = torch.stack([torch.cat([torch.ones(n_l), o.weights]) for o in objectives])  # (M, N)
+        slam = [m for m, o in enumerate(objectives) if o.alpha is not None]
+
+        def loss(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+            logits = logits[..., 0]  # one slot per class
+            per_example = -(targets[:, idx] * torch.log_softmax(logits, -1)).sum(-1)  # (M, B)
+            unlabelled = idx >= n_l
+            if slam and unlabelled.any():
+                u = idx[unlabelled] - n_l
+                mixed = torch.stack([
+                    slam_loss(logits[m, unlabelled], targets[m, idx[unlabelled]], objectives[m].alpha[u], objectives[m].mask[u], objectives[m].normalise)
+                    for m in slam
+                ])
+                per_example = per_example.clone()
+                per_example[torch.tensor(slam)[:, None], unlabelled.nonzero().T] = mixed
+            return (weights[:, idx] * per_example).sum(-1) / len(idx)
+
+        model = StackedMLP(x.shape[1], student.hidden, c, [1] * len(objectives), seed)
+        history = fit_stacked(model, loss, x, val=(task.x_val, task.y_val), config=student.train, seed=seed, progress=False)
+        test = stacked_accuracy(model, task.x_test, task.y_test)
+        return [{"method": o.name, "val_accuracy": float(history.best_val_accuracy[m]), "test_accuracy": float(test[m])} for m, o in enumerate(objectives)]
+
+    return (cache or Cache()).get_or_compute("semisup_students", key, compute)
