@@ -16,13 +16,16 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse
 import torch
 from torch import nn
 
 from kdlib.cache import Cache, fingerprint
 from kdlib.data import data_version, load, semi_supervised_split
-from kdlib.models import TEACHER_CNN, CNNConfig, SmallCNN, random_flip_crop
-from kdlib.teachers import image_inputs
+from kdlib.models import MLP, TEACHER_CNN, CNNConfig, SmallCNN, bag_of_tokens, build_vocabulary, cached_embeddings, load_tokenizer, random_flip_crop
+from kdlib.profiles import pick
+from kdlib.stacked import Inputs
+from kdlib.teachers import image_inputs, text_recipe, text_splits
 from kdlib.train import TrainConfig, fit, predict_outputs, set_seed
 
 HARNESS_VERSION = 1
@@ -44,6 +47,12 @@ class NoisyTeacherRecipe:
         return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, patience=None, cosine=True)
 
 
+def noisy_teacher_recipe(dataset: str, profile: str) -> NoisyTeacherRecipe:
+    """The teacher recipe of a profile: about 800 steps in full, 100 in quick; flip/crop augmentation on CIFAR-10."""
+    steps, min_epochs = pick(profile, {"quick": (100, 2), "full": (800, 3)})
+    return NoisyTeacherRecipe(steps=steps, min_epochs=min_epochs, augment=dataset == "cifar10")
+
+
 @dataclass
 class SemiSupervisedTask:
     """One (dataset, |L|, seed): student inputs for every split, true labels, and the teacher's probabilities.
@@ -56,15 +65,15 @@ class SemiSupervisedTask:
     n_labelled: int
     seed: int
     classes: tuple[str, ...]
-    x_labelled: torch.Tensor
+    x_labelled: Inputs
     y_labelled: torch.Tensor
-    x_unlabelled: torch.Tensor
+    x_unlabelled: Inputs
     y_unlabelled: torch.Tensor
     teacher_unlabelled: torch.Tensor
-    x_val: torch.Tensor
+    x_val: Inputs
     y_val: torch.Tensor
     teacher_val: torch.Tensor
-    x_test: torch.Tensor
+    x_test: Inputs
     y_test: torch.Tensor
     teacher_test: torch.Tensor
     teacher_seconds: float
@@ -95,6 +104,54 @@ class SemiSupervisedTask:
             "teacher acc (U)": self.teacher_accuracy("unlabelled"),
             "mean teacher confidence (U)": confidence.mean().item(),
         }
+
+
+def text_semisup_task(
+    dataset: str,
+    n_labelled: int,
+    *,
+    n_unlabelled: int,
+    seed: int,
+    profile: str = "full",
+    n_validation: int = 500,
+    vocabulary_size: int = 5000,
+    teacher_steps: int = 400,
+    cache: Cache | None = None,
+) -> SemiSupervisedTask:
+    """A frozen-encoder teacher (cached sentence embeddings + an MLP head fitted to L) labels U; the student reads a
+    bag of U's most frequent tokens. The pool is the text teacher's training subset of ``profile``; test is its test set.
+    """
+    cache = cache or Cache()
+    recipe = text_recipe(dataset, profile)
+    splits = text_splits(recipe)
+    sentences = torch.tensor(cached_embeddings(recipe.encoder, splits.train_texts, recipe.max_length, cache))
+    test_sentences = torch.tensor(cached_embeddings(recipe.encoder, splits.test_texts, recipe.max_length, cache))
+    split = semi_supervised_split(splits.train_labels, n_labelled=n_labelled, n_validation=n_validation, n_unlabelled=n_unlabelled, seed=seed)
+    classes = load(dataset, "test").classes
+    y_pool = torch.tensor(splits.train_labels)
+    config = TrainConfig(epochs=max(10, math.ceil(teacher_steps / math.ceil(n_labelled / 32))), batch_size=32, lr=1e-3, weight_decay=1e-4, patience=None, cosine=True)
+    key = {"dataset": dataset, "recipe": recipe, "labelled": split.labelled, "config": config, "seed": seed, "version": HARNESS_VERSION}
+
+    def train_teacher() -> dict:
+        set_seed(seed)
+        model = MLP(sentences.shape[1], len(classes), recipe.hidden)
+        start = time.perf_counter()
+        fit(model, nn.functional.cross_entropy, sentences[split.labelled], (y_pool[split.labelled],), config=config, seed=seed, desc=f"teacher {dataset} |L|={n_labelled}")
+        probs = {name: torch.softmax(predict_outputs(model, x), 1) for name, x in (("U", sentences[split.unlabelled]), ("V", sentences[split.validation]), ("test", test_sentences))}
+        return {"probs": probs, "seconds": time.perf_counter() - start}
+
+    entry = cache.get_or_compute("semisup_teachers", key, train_teacher)
+    tokenizer = load_tokenizer(recipe.encoder)
+    texts = lambda idx: [splits.train_texts[i] for i in idx]  # noqa: E731
+    vocabulary = build_vocabulary(tokenizer, texts(split.unlabelled), vocabulary_size)
+    bag = lambda t: bag_of_tokens(tokenizer, t, vocabulary)  # noqa: E731
+    return SemiSupervisedTask(
+        name=f"{dataset} |L|={n_labelled}", dataset=dataset, n_labelled=n_labelled, seed=seed, classes=classes,
+        x_labelled=bag(texts(split.labelled)), y_labelled=y_pool[split.labelled], x_unlabelled=bag(texts(split.unlabelled)),
+        y_unlabelled=y_pool[split.unlabelled], teacher_unlabelled=entry["probs"]["U"], x_val=bag(texts(split.validation)),
+        y_val=y_pool[split.validation], teacher_val=entry["probs"]["V"], x_test=bag(splits.test_texts),
+        y_test=torch.tensor(splits.test_labels), teacher_test=entry["probs"]["test"], teacher_seconds=entry["seconds"],
+    )
 
 
 def vision_semisup_task(
@@ -183,7 +240,7 @@ def train_students(
     key = {"task": task.fingerprint(), "objectives": objectives, "seed": seed, "student": student}
 
     def compute() -> list[dict]:
-        x = torch.cat([task.x_labelled, task.x_unlabelled])
+        x = torch.cat([task.x_labelled, task.x_unlabelled]) if isinstance(task.x_labelled, torch.Tensor) else scipy.sparse.vstack([task.x_labelled, task.x_unlabelled]).tocsr()
         targets = torch.stack([torch.cat([nn.functional.one_hot(task.y_labelled, c).float(), o.targets]) for o in objectives])  # (M, N, C)
         weights = torch.stack([torch.cat([torch.ones(n_l), o.weights]) for o in objectives])  # (M, N)
         slam = [m for m, o in enumerate(objectives) if o.alpha is not None]

@@ -6,11 +6,16 @@ alpha(x) and k are estimated on the validation set V only; the oracle reads U's 
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import torch
+from scipy import stats
 from torch import nn
 
+from kdlib.cache import Cache
 from kdlib.distill.slam import CorrectnessCalibration, estimate_k, oracle_alpha, top_k_mask
-from kdlib.semisup import SemiSupervisedTask, UnlabelledObjective
+from kdlib.results import Record
+from kdlib.semisup import SemiSupervisedStudent, SemiSupervisedTask, UnlabelledObjective, train_students
 
 THRESHOLDS = (0.5, 0.7, 0.9)
 
@@ -40,3 +45,56 @@ def objectives(task: SemiSupervisedTask, thresholds: tuple[float, ...] = THRESHO
         *[UnlabelledObjective(f"threshold {t:g}", hard, (confidence >= t).float()) for t in thresholds],
         *slam,
     ]
+
+
+def evaluate(task: SemiSupervisedTask, student: SemiSupervisedStudent, cache: Cache | None = None) -> list[dict]:
+    """Every method's student on ``task`` (its seed), plus the teacher itself as a row."""
+    rows = train_students(task, objectives(task), task.seed, student, cache)
+    rows.append({"method": "teacher", "val_accuracy": task.teacher_accuracy("val"), "test_accuracy": task.teacher_accuracy("test")})
+    return [dict(r, dataset=task.dataset, n_labelled=task.n_labelled, seed=task.seed) for r in rows]
+
+
+def select_threshold(frame: pd.DataFrame) -> pd.DataFrame:
+    """Replace the per-threshold rows by one "confidence threshold" method: per (dataset, |L|), the threshold with
+    the best validation accuracy averaged over seeds."""
+    is_threshold = frame.method.str.startswith("threshold ")
+    thresholds = frame[is_threshold]
+    mean_val = thresholds.groupby(["dataset", "n_labelled", "method"])["val_accuracy"].mean().reset_index()
+    best = mean_val.loc[mean_val.groupby(["dataset", "n_labelled"])["val_accuracy"].idxmax(), ["dataset", "n_labelled", "method"]]
+    chosen = thresholds.merge(best, on=["dataset", "n_labelled", "method"]).assign(method="confidence threshold")
+    return pd.concat([frame[~is_threshold], chosen], ignore_index=True)
+
+
+def to_records(frame: pd.DataFrame) -> list[Record]:
+    """Records with ``experiment = "<dataset> |L|=<n>"`` (seeds pair across methods within an experiment)."""
+    return [
+        Record(f"{row.dataset} |L|={row.n_labelled}", row.method, "-", int(row.seed), metric, float(getattr(row, metric)))
+        for row in frame.itertuples()
+        for metric in ("test_accuracy", "val_accuracy")
+    ]
+
+
+def calibration(task: SemiSupervisedTask, bins: int = 8) -> pd.DataFrame:
+    """Estimated alpha(x) against the teacher's true accuracy on U, in bins of equal size by estimated alpha."""
+    alpha = CorrectnessCalibration(task.teacher_val, task.y_val)(task.teacher_unlabelled)
+    correct = (task.teacher_unlabelled.argmax(1) == task.y_unlabelled).float()
+    frame = pd.DataFrame({"estimated": alpha.numpy(), "correct": correct.numpy()})
+    frame["bin"] = pd.qcut(frame.estimated.rank(method="first"), bins, labels=False)
+    out = frame.groupby("bin").agg(estimated=("estimated", "mean"), true=("correct", "mean"), examples=("correct", "size")).reset_index(drop=True)
+    return out.assign(dataset=task.dataset, n_labelled=task.n_labelled)
+
+
+def gain_change(accuracy: pd.DataFrame, noisy: list[str], clean: list[str], a: str = "SLaM", b: str = "soft distillation") -> dict:
+    """Change of the paired gain ``a - b`` from the ``noisy`` to the ``clean`` experiments, with a Welch 95% CI."""
+    def gains(experiments: list[str]) -> np.ndarray:
+        subset = accuracy[accuracy.experiment.isin(experiments)]
+        per_seed = subset.pivot_table(index=["experiment", "seed"], columns="method", values="value")
+        return (per_seed[a] - per_seed[b]).dropna().to_numpy()
+
+    first, last = gains(noisy), gains(clean)
+    var_first, var_last = first.var(ddof=1) / len(first), last.var(ddof=1) / len(last)
+    se = float(np.sqrt(var_first + var_last))
+    dof = se**4 / (var_first**2 / (len(first) - 1) + var_last**2 / (len(last) - 1)) if len(first) > 1 and len(last) > 1 and se > 0 else np.nan
+    half = float(stats.t.ppf(0.975, dof) * se) if np.isfinite(dof) else float("nan")
+    change = float(first.mean() - last.mean())
+    return {"change": change, "ci_low": change - half, "ci_high": change + half}
