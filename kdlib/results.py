@@ -112,6 +112,22 @@ def paired_comparison(records: Iterable[Record] | pd.DataFrame, a: str, b: str, 
     return PairedComparison(a, b, n, mean, std, mean - half, mean + half)
 
 
+def welch_difference(first: Sequence[float], second: Sequence[float]) -> dict[str, float]:
+    """``mean(first) - mean(second)`` for two independent samples, with a Welch 95% t-interval."""
+    first, second = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
+    if len(first) == 0 or len(second) == 0:
+        raise ValueError("both samples must be non-empty")
+    change = float(first.mean() - second.mean())
+    var_first = first.var(ddof=1) / len(first) if len(first) > 1 else np.nan
+    var_second = second.var(ddof=1) / len(second) if len(second) > 1 else np.nan
+    se = float(np.sqrt(var_first + var_second))
+    if not np.isfinite(se) or se == 0:
+        return {"difference": change, "ci_low": float("nan"), "ci_high": float("nan")}
+    dof = se**4 / (var_first**2 / (len(first) - 1) + var_second**2 / (len(second) - 1))
+    half = float(stats.t.ppf(0.975, dof) * se)
+    return {"difference": change, "ci_low": change - half, "ci_high": change + half}
+
+
 def provenance() -> dict:
     """Git commit (``-dirty`` when the code differs from it; notebooks, results and figures are outputs), versions."""
     try:

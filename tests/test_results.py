@@ -56,3 +56,17 @@ def test_readme_table_and_markers(tmp_path):
     readme.write_text("intro\n")
     with pytest.raises(ValueError, match="markers"):
         update_readme(readme)
+
+
+def test_welch_difference_matches_scipy():
+    from scipy import stats as st
+
+    from kdlib.results import welch_difference
+
+    a, b = [0.3, 0.5, 0.4, 0.6], [0.1, 0.2, 0.15]
+    out = welch_difference(a, b)
+    assert out["difference"] == pytest.approx(np.mean(a) - np.mean(b))
+    expected = st.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert out["ci_low"] == pytest.approx(expected.low) and out["ci_high"] == pytest.approx(expected.high)
+    with pytest.raises(ValueError, match="non-empty"):
+        welch_difference([], [1.0])

@@ -25,14 +25,13 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 from tqdm.auto import tqdm
 
 from kdlib.cache import Cache, fingerprint
 from kdlib.data import load
 from kdlib.distill.lelp import fit_projection, lelp_targets
 from kdlib.distill.subclass import assignment_targets, class_centroids, kmeans_centroids, nearest_centroid, subclass_targets
-from kdlib.results import PairedComparison, Record, paired_comparison, to_frame
+from kdlib.results import PairedComparison, Record, paired_comparison, to_frame, welch_difference
 from kdlib.models import bag_of_tokens, build_vocabulary, cached_embeddings, load_tokenizer
 from kdlib.stacked import Inputs, StackedMLP, class_cross_entropy, fit_stacked, stacked_accuracy, subclass_cross_entropy
 from kdlib.teachers import LABEL_MAPS, Teacher, image_inputs, teacher_features, text_teacher, vision_teacher
@@ -387,12 +386,8 @@ def gain_shrinks(records: Sequence[Record], few_class: Sequence[str], many_class
     """Does ``method - baseline`` shrink from the few-class tasks to ``many_class``? Welch 95% CI of the change."""
     few = _diffs(records, method, baseline, few_class)
     many = _diffs(records, method, baseline, [many_class])
-    shrink = few.mean() - many.mean()
-    var_few, var_many = few.var(ddof=1) / len(few), many.var(ddof=1) / len(many)
-    se = np.sqrt(var_few + var_many)
-    dof = se**4 / (var_few**2 / (len(few) - 1) + var_many**2 / (len(many) - 1)) if len(few) > 1 and len(many) > 1 and se > 0 else np.nan
-    half = stats.t.ppf(0.975, dof) * se if np.isfinite(dof) else np.nan
-    return {"few_class_gain": few.mean(), "many_class_gain": many.mean(), "shrink": shrink, "ci_low": shrink - half, "ci_high": shrink + half}
+    change = welch_difference(few, many)
+    return {"few_class_gain": few.mean(), "many_class_gain": many.mean(), "shrink": change["difference"], "ci_low": change["ci_low"], "ci_high": change["ci_high"]}
 
 
 def _diffs(records: Sequence[Record], a: str, b: str, tasks: Sequence[str]) -> np.ndarray:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 from torch import nn
 
 from kdlib.cache import Cache
 from kdlib.distill.slam import CorrectnessCalibration, estimate_k, oracle_alpha, top_k_mask
-from kdlib.results import Record
+from kdlib.results import Record, welch_difference
 from kdlib.semisup import SemiSupervisedStudent, SemiSupervisedTask, UnlabelledObjective, train_students
 
 THRESHOLDS = (0.5, 0.7, 0.9)
@@ -91,10 +90,5 @@ def gain_change(accuracy: pd.DataFrame, noisy: list[str], clean: list[str], a: s
         per_seed = subset.pivot_table(index=["experiment", "seed"], columns="method", values="value")
         return (per_seed[a] - per_seed[b]).dropna().to_numpy()
 
-    first, last = gains(noisy), gains(clean)
-    var_first, var_last = first.var(ddof=1) / len(first), last.var(ddof=1) / len(last)
-    se = float(np.sqrt(var_first + var_last))
-    dof = se**4 / (var_first**2 / (len(first) - 1) + var_last**2 / (len(last) - 1)) if len(first) > 1 and len(last) > 1 and se > 0 else np.nan
-    half = float(stats.t.ppf(0.975, dof) * se) if np.isfinite(dof) else float("nan")
-    change = float(first.mean() - last.mean())
-    return {"change": change, "ci_low": change - half, "ci_high": change + half}
+    change = welch_difference(gains(noisy), gains(clean))
+    return {"change": change["difference"], "ci_low": change["ci_low"], "ci_high": change["ci_high"]}
