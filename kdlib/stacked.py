@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdlib.distill.subclass import class_scores
-from kdlib.train import TrainConfig
+from kdlib.train import TrainConfig, optimisation, optimizer_step
 
 MASKED_LOGIT = -1e9
 Inputs = torch.Tensor | scipy.sparse.csr_matrix
@@ -123,10 +123,7 @@ def fit_stacked(
     if n == 0:
         raise ValueError("cannot train on an empty training set")
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)  # fused: ~10x faster on CPU
-    steps_per_epoch = max(1, -(-n // config.batch_size))
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps_per_epoch * config.epochs) if config.cosine else None
-    eval_points = {int(round(steps_per_epoch * (k + 1) / config.evals_per_epoch)) for k in range(config.evals_per_epoch)}
+    optimizer, scheduler, steps_per_epoch, eval_points = optimisation(model.parameters(), config, n, fused=True)  # fused: ~10x faster here
     m = model.num_models
     history = StackedHistory(np.full(m, -1.0), np.zeros(m, dtype=int))
     best = {name: p.detach().clone() for name, p in model.named_parameters()}
@@ -139,12 +136,7 @@ def fit_stacked(
         order = torch.randperm(n, generator=generator)
         for step_in_epoch in range(steps_per_epoch):
             idx = order[step_in_epoch * config.batch_size : (step_in_epoch + 1) * config.batch_size]
-            loss = loss_fn(model(rows(x, idx)), idx).sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
+            optimizer_step(optimizer, scheduler, loss_fn(model(rows(x, idx)), idx).sum())
             history.steps += 1
             if step_in_epoch + 1 in eval_points:
                 accuracy = stacked_accuracy(model, *val)

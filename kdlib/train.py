@@ -86,6 +86,25 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, predict: Predic
     return (scores.argmax(1) == torch.as_tensor(y)).float().mean().item()
 
 
+def optimisation(parameters, config: TrainConfig, n: int, fused: bool = False):
+    """AdamW, the optional cosine schedule over all planned steps, steps per epoch, and the steps (counted within an
+    epoch) after which to validate. ``fused`` selects AdamW's fused kernel (much faster for large stacked tensors)."""
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay, **({"fused": True} if fused else {}))
+    steps_per_epoch = max(1, -(-n // config.batch_size))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps_per_epoch * config.epochs) if config.cosine else None
+    eval_points = {int(round(steps_per_epoch * (k + 1) / config.evals_per_epoch)) for k in range(config.evals_per_epoch)}
+    return optimizer, scheduler, steps_per_epoch, eval_points
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, scheduler, loss: torch.Tensor) -> None:
+    """One gradient step (and one schedule step)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+
+
 def fit(
     model: nn.Module,
     loss_fn: Callable[..., torch.Tensor],
@@ -125,11 +144,7 @@ def fit(
             raise ValueError(f"targets must align with the {n} inputs, got a tensor of length {len(t)}")
     set_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = max(1, -(-n // config.batch_size))
-    total_steps = steps_per_epoch * config.epochs
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total_steps) if config.cosine else None
-    eval_points = {int(round(steps_per_epoch * (k + 1) / config.evals_per_epoch)) for k in range(config.evals_per_epoch)}
+    optimizer, scheduler, steps_per_epoch, eval_points = optimisation(model.parameters(), config, n)
 
     history = History()
     best_state, since_best, running = None, 0, []
@@ -144,11 +159,7 @@ def fit(
             if augment is not None:
                 xb = augment(xb, generator)
             loss = loss_fn(model(xb), *(t[idx] for t in targets))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
+            optimizer_step(optimizer, scheduler, loss)
             history.steps += 1
             running.append(loss.item())
             if val is not None and step_in_epoch + 1 in eval_points:
