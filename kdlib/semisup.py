@@ -48,8 +48,8 @@ class NoisyTeacherRecipe:
 
 
 def noisy_teacher_recipe(dataset: str, profile: str) -> NoisyTeacherRecipe:
-    """The teacher recipe of a profile: about 800 steps in full, 100 in quick; flip/crop augmentation on CIFAR-10."""
-    steps, min_epochs = pick(profile, {"quick": (100, 2), "full": (800, 3)})
+    """The teacher recipe of a profile: about 800 steps in full, 60 in quick; flip/crop augmentation on CIFAR-10."""
+    steps, min_epochs = pick(profile, {"quick": (60, 2), "full": (800, 3)})
     return NoisyTeacherRecipe(steps=steps, min_epochs=min_epochs, augment=dataset == "cifar10")
 
 
