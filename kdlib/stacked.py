@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdlib.distill.subclass import class_scores
-from kdlib.train import TrainConfig, optimisation, optimizer_step
+from kdlib.train import TrainConfig, epoch_batches, optimisation, optimizer_step
 
 MASKED_LOGIT = -1e9
 Inputs = torch.Tensor | scipy.sparse.csr_matrix
@@ -123,7 +123,7 @@ def fit_stacked(
     if n == 0:
         raise ValueError("cannot train on an empty training set")
     generator = torch.Generator().manual_seed(seed)
-    optimizer, scheduler, steps_per_epoch, eval_points = optimisation(model.parameters(), config, n, fused=True)  # fused: ~10x faster here
+    optimizer, scheduler, eval_points = optimisation(model.parameters(), config, n, fused=True)  # fused: ~10x faster here
     m = model.num_models
     history = StackedHistory(np.full(m, -1.0), np.zeros(m, dtype=int))
     best = {name: p.detach().clone() for name, p in model.named_parameters()}
@@ -133,9 +133,7 @@ def fit_stacked(
     model.train()
     bar = tqdm(range(config.epochs), desc=desc, disable=not progress, leave=False)
     for _epoch in bar:
-        order = torch.randperm(n, generator=generator)
-        for step_in_epoch in range(steps_per_epoch):
-            idx = order[step_in_epoch * config.batch_size : (step_in_epoch + 1) * config.batch_size]
+        for step_in_epoch, idx in epoch_batches(n, config.batch_size, generator):
             optimizer_step(optimizer, scheduler, loss_fn(model(rows(x, idx)), idx).sum())
             history.steps += 1
             if step_in_epoch + 1 in eval_points:

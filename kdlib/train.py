@@ -87,13 +87,20 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, predict: Predic
 
 
 def optimisation(parameters, config: TrainConfig, n: int, fused: bool = False):
-    """AdamW, the optional cosine schedule over all planned steps, steps per epoch, and the steps (counted within an
+    """AdamW, the optional cosine schedule over all planned steps, and the steps (counted within an
     epoch) after which to validate. ``fused`` selects AdamW's fused kernel (much faster for large stacked tensors)."""
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay, **({"fused": True} if fused else {}))
     steps_per_epoch = max(1, -(-n // config.batch_size))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps_per_epoch * config.epochs) if config.cosine else None
     eval_points = {int(round(steps_per_epoch * (k + 1) / config.evals_per_epoch)) for k in range(config.evals_per_epoch)}
-    return optimizer, scheduler, steps_per_epoch, eval_points
+    return optimizer, scheduler, eval_points
+
+
+def epoch_batches(n: int, batch_size: int, generator: torch.Generator):
+    """One epoch: ``(step_in_epoch, indices)`` over a fresh random order of ``n`` examples."""
+    order = torch.randperm(n, generator=generator)
+    for step_in_epoch, start in enumerate(range(0, n, batch_size)):
+        yield step_in_epoch, order[start : start + batch_size]
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, scheduler, loss: torch.Tensor) -> None:
@@ -144,7 +151,7 @@ def fit(
             raise ValueError(f"targets must align with the {n} inputs, got a tensor of length {len(t)}")
     set_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    optimizer, scheduler, steps_per_epoch, eval_points = optimisation(model.parameters(), config, n)
+    optimizer, scheduler, eval_points = optimisation(model.parameters(), config, n)
 
     history = History()
     best_state, since_best, running = None, 0, []
@@ -152,9 +159,7 @@ def fit(
     model.train()
     bar = tqdm(range(config.epochs), desc=desc, disable=not progress, leave=False)
     for _epoch in bar:
-        order = torch.randperm(n, generator=generator)
-        for step_in_epoch in range(steps_per_epoch):
-            idx = order[step_in_epoch * config.batch_size : (step_in_epoch + 1) * config.batch_size]
+        for step_in_epoch, idx in epoch_batches(n, config.batch_size, generator):
             xb = x[idx]
             if augment is not None:
                 xb = augment(xb, generator)
