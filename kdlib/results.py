@@ -91,8 +91,10 @@ def mean_std_table(records: Iterable[Record] | pd.DataFrame, index: str | Sequen
     return summary.pivot(index=index, columns=columns, values="cell")
 
 
-def paired_comparison(records: Iterable[Record] | pd.DataFrame, a: str, b: str, **where: str) -> PairedComparison:
+def paired_comparison(records: Iterable[Record] | pd.DataFrame, a: str, b: str, confidence: float = 0.95, **where: str) -> PairedComparison:
     """Compare methods ``a`` and ``b`` on seeds present for both, within the records matching ``where``.
+
+    ``confidence`` sets the t-interval's level (e.g. ``1 - 0.05 / m`` for a Bonferroni correction over m tests).
 
     Raises:
         ValueError: no seed has both methods.
@@ -108,8 +110,51 @@ def paired_comparison(records: Iterable[Record] | pd.DataFrame, a: str, b: str, 
         raise ValueError(f"no seed has both {a!r} and {b!r}")
     n, mean = len(diff), float(diff.mean())
     std = float(diff.std(ddof=1)) if n > 1 else float("nan")
-    half = float(stats.t.ppf(0.975, n - 1) * std / np.sqrt(n)) if n > 1 else float("nan")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * std / np.sqrt(n)) if n > 1 else float("nan")
     return PairedComparison(a, b, n, mean, std, mean - half, mean + half)
+
+
+def _test_accuracy(records: Iterable[Record] | pd.DataFrame, experiments: Sequence[str]) -> pd.DataFrame:
+    frame = records if isinstance(records, pd.DataFrame) else to_frame(records)
+    return frame[(frame.metric == "test_accuracy") & frame.experiment.isin(list(experiments))]
+
+
+def pooled_comparison(
+    records: Iterable[Record] | pd.DataFrame, a: str, b: str, experiments: Sequence[str], confidence: float = 0.95
+) -> PairedComparison:
+    """``a - b`` in test accuracy over every (experiment, seed) pair of ``experiments``: seeds pair within an
+    experiment, and the pairs of several experiments are pooled."""
+    frame = _test_accuracy(records, experiments)
+    return paired_comparison(frame.assign(setting=frame.experiment), a, b, confidence=confidence)
+
+
+def per_seed_differences(records: Iterable[Record] | pd.DataFrame, a: str, b: str, experiments: Sequence[str]) -> np.ndarray:
+    """The paired test-accuracy differences ``a - b``, one per (experiment, seed) of ``experiments``."""
+    per_seed = _test_accuracy(records, experiments).pivot_table(index=["experiment", "seed"], columns="method", values="value")
+    return (per_seed[a] - per_seed[b]).dropna().to_numpy()
+
+
+def difference_table(
+    records: Iterable[Record] | pd.DataFrame, pairs: Sequence[tuple[str, str]], experiments: Sequence[str], pooled: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Paired ``a - b`` test accuracy as "diff [95% CI]" in pp: rows "a − b", columns experiments (+ "pooled").
+
+    Cells where an experiment lacks one of the two methods are left empty.
+    """
+    columns = [(e, [e]) for e in experiments] + ([("pooled", list(pooled))] if pooled else [])
+    table = {}
+    for a, b in pairs:
+        row = {}
+        for label, subset in columns:
+            try:
+                c = pooled_comparison(records, a, b, subset)
+            except ValueError:
+                continue
+            row[label] = f"{100 * c.mean_diff:+.2f} [{100 * c.ci_low:+.2f}, {100 * c.ci_high:+.2f}]"
+        table[f"{a} − {b}"] = row
+    return pd.DataFrame.from_dict(table, orient="index").reindex(columns=[label for label, _ in columns]).fillna("")
 
 
 def welch_difference(first: Sequence[float], second: Sequence[float]) -> dict[str, float]:

@@ -107,7 +107,9 @@ def test_difference_table_and_validation_landscape():
     records = []
     for seed, (a, b) in enumerate([(0.60, 0.50), (0.62, 0.50), (0.61, 0.50)]):
         records += [Record("t", "LELP", lelp.SELECTED, seed, "test_accuracy", a), Record("t", "vanilla KD", lelp.SELECTED, seed, "test_accuracy", b)]
-    table = lelp.difference_table(records, [("LELP", "vanilla KD"), ("LELP", "k-means")], ["t"], pooled=["t"])
+    from kdlib.results import difference_table
+
+    table = difference_table(records, [("LELP", "vanilla KD"), ("LELP", "k-means")], ["t"], pooled=["t"])
     assert table.loc["LELP − vanilla KD", "t"].startswith("+11.00 [")
     assert table.loc["LELP − k-means", "t"] == ""  # k-means never ran: the cell stays empty
     runs = pd.DataFrame(

@@ -70,3 +70,20 @@ def test_welch_difference_matches_scipy():
     assert out["ci_low"] == pytest.approx(expected.low) and out["ci_high"] == pytest.approx(expected.high)
     with pytest.raises(ValueError, match="non-empty"):
         welch_difference([], [1.0])
+
+
+def test_confidence_widens_the_interval_and_pooled_comparison_pools_experiments():
+    from kdlib.results import per_seed_differences, pooled_comparison
+
+    records = []
+    for experiment, diffs in (("e1", [0.02, 0.04, 0.03]), ("e2", [0.01, 0.00, 0.02])):
+        for seed, d in enumerate(diffs):
+            records += [Record(experiment, "A", "-", seed, "test_accuracy", 0.5 + d), Record(experiment, "B", "-", seed, "test_accuracy", 0.5)]
+    narrow = paired_comparison(records, "A", "B", experiment="e1")
+    wide = paired_comparison(records, "A", "B", confidence=0.99, experiment="e1")
+    assert wide.ci_low < narrow.ci_low and wide.mean_diff == pytest.approx(narrow.mean_diff)
+    pooled = pooled_comparison(records, "A", "B", ["e1", "e2"])
+    assert pooled.n == 6 and pooled.mean_diff == pytest.approx(0.02)
+    assert sorted(np.round(per_seed_differences(records, "A", "B", ["e2"]), 6)) == [0.0, 0.01, 0.02]
+    with pytest.raises(ValueError, match="confidence"):
+        paired_comparison(records, "A", "B", confidence=1.0, experiment="e1")

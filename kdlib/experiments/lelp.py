@@ -31,7 +31,7 @@ from kdlib.cache import Cache, fingerprint
 from kdlib.data import load
 from kdlib.distill.lelp import fit_projection, lelp_targets
 from kdlib.distill.subclass import assignment_targets, class_centroids, kmeans_centroids, nearest_centroid, subclass_targets
-from kdlib.results import PairedComparison, Record, paired_comparison, to_frame, welch_difference
+from kdlib.results import Record, per_seed_differences, welch_difference
 from kdlib.models import bag_of_tokens, build_vocabulary, cached_embeddings, load_tokenizer
 from kdlib.stacked import Inputs, StackedMLP, class_cross_entropy, fit_stacked, stacked_accuracy, subclass_cross_entropy
 from kdlib.teachers import LABEL_MAPS, Teacher, image_inputs, teacher_features, text_teacher, vision_teacher
@@ -356,44 +356,12 @@ def accuracy_by_subclasses(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def paired_differences(records: Sequence[Record], a: str, b: str, tasks: Sequence[str]) -> PairedComparison:
-    """``a - b`` in test accuracy over every (task, seed) pair of ``tasks`` (pooled when several tasks are given)."""
-    frame = to_frame([r for r in records if r.metric == "test_accuracy" and r.experiment in tasks])
-    frame = frame.assign(setting=frame.experiment)  # pair within a task, pool across tasks
-    return paired_comparison(frame, a, b)
-
-
-def difference_table(records: Sequence[Record], pairs: Sequence[tuple[str, str]], tasks: Sequence[str], pooled: Sequence[str] = ()) -> pd.DataFrame:
-    """Paired ``a - b`` test accuracy as "diff [95% CI]" in pp: rows "a − b", columns tasks (+ "pooled" over ``pooled``).
-
-    Cells where a task lacks one of the two methods are left empty.
-    """
-    columns = [(t, [t]) for t in tasks] + ([("pooled", list(pooled))] if pooled else [])
-    table = {}
-    for a, b in pairs:
-        row = {}
-        for label, subset in columns:
-            try:
-                c = paired_differences(records, a, b, subset)
-            except ValueError:
-                continue
-            row[label] = f"{100 * c.mean_diff:+.2f} [{100 * c.ci_low:+.2f}, {100 * c.ci_high:+.2f}]"
-        table[f"{a} − {b}"] = row
-    return pd.DataFrame.from_dict(table, orient="index").reindex(columns=[label for label, _ in columns]).fillna("")
-
-
 def gain_shrinks(records: Sequence[Record], few_class: Sequence[str], many_class: str, method: str = "LELP", baseline: str = "vanilla KD") -> dict:
     """Does ``method - baseline`` shrink from the few-class tasks to ``many_class``? Welch 95% CI of the change."""
-    few = _diffs(records, method, baseline, few_class)
-    many = _diffs(records, method, baseline, [many_class])
+    few = per_seed_differences(records, method, baseline, few_class)
+    many = per_seed_differences(records, method, baseline, [many_class])
     change = welch_difference(few, many)
     return {"few_class_gain": few.mean(), "many_class_gain": many.mean(), "shrink": change["difference"], "ci_low": change["ci_low"], "ci_high": change["ci_high"]}
-
-
-def _diffs(records: Sequence[Record], a: str, b: str, tasks: Sequence[str]) -> np.ndarray:
-    frame = to_frame([r for r in records if r.metric == "test_accuracy" and r.experiment in tasks])
-    per_seed = frame.pivot_table(index=["experiment", "seed"], columns="method", values="value")
-    return (per_seed[a] - per_seed[b]).dropna().to_numpy()
 
 
 def validation_landscape(runs: pd.DataFrame, method: str = "LELP") -> pd.DataFrame:

@@ -6,14 +6,13 @@ alpha(x) and k are estimated on the validation set V only; the oracle reads U's 
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
 from kdlib.cache import Cache
 from kdlib.distill.slam import CorrectnessCalibration, estimate_k, oracle_alpha, top_k_mask
-from kdlib.results import Record, welch_difference
+from kdlib.results import Record, per_seed_differences, welch_difference
 from kdlib.semisup import SemiSupervisedStudent, SemiSupervisedTask, UnlabelledObjective, train_students
 
 THRESHOLDS = (0.5, 0.7, 0.9)
@@ -85,10 +84,5 @@ def calibration(task: SemiSupervisedTask, bins: int = 8) -> pd.DataFrame:
 
 def gain_change(accuracy: pd.DataFrame, noisy: list[str], clean: list[str], a: str = "SLaM", b: str = "soft distillation") -> dict:
     """Change of the paired gain ``a - b`` from the ``noisy`` to the ``clean`` experiments, with a Welch 95% CI."""
-    def gains(experiments: list[str]) -> np.ndarray:
-        subset = accuracy[accuracy.experiment.isin(experiments)]
-        per_seed = subset.pivot_table(index=["experiment", "seed"], columns="method", values="value")
-        return (per_seed[a] - per_seed[b]).dropna().to_numpy()
-
-    change = welch_difference(gains(noisy), gains(clean))
+    change = welch_difference(per_seed_differences(accuracy, a, b, noisy), per_seed_differences(accuracy, a, b, clean))
     return {"change": change["difference"], "ci_low": change["ci_low"], "ci_high": change["ci_high"]}
