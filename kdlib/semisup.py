@@ -202,7 +202,9 @@ class UnlabelledObjective:
     """What one student minimises on the teacher-labelled pool U (on L it always minimises CE on the true labels).
 
     Per example of U: ``weight * CE(targets, p)`` where ``p`` is the student's softmax, or, when ``alpha`` is set,
-    SLaM's ``weight * CE(targets, mix(p; alpha, mask))``.
+    SLaM's ``weight * CE(targets, mix(p; alpha, mask))``. When ``teacher_error`` (the estimated probability that the
+    teacher's label is wrong) is set, the loss is also multiplied, at every step, by the debiasing weight of
+    weighted distillation, which depends on the current student (:func:`kdlib.distill.weighted.debiasing_weight`).
     """
 
     name: str
@@ -211,6 +213,7 @@ class UnlabelledObjective:
     alpha: torch.Tensor | None = None  # (N_U,)
     mask: torch.Tensor | None = None  # (N_U, C)
     normalise: bool = False
+    teacher_error: torch.Tensor | None = None  # (N_U,)
 
 
 @dataclass(frozen=True)
@@ -226,17 +229,19 @@ def train_students(
 ) -> list[dict]:
     """Train one student per objective on L ∪ U (stacked: same initialisation and batches); cached.
 
-    Returns one row per objective: its name, best validation accuracy and test accuracy.
+    Returns one row per objective: its name, best validation accuracy and test accuracy (and, for objectives with a
+    ``teacher_error``, ``unlabelled_weights``: the debiasing weights on U under the final student).
     """
     from kdlib.distill.slam import slam_loss
-    from kdlib.stacked import StackedMLP, fit_stacked, stacked_accuracy
+    from kdlib.distill.weighted import debiasing_weight, distortion
+    from kdlib.stacked import StackedMLP, fit_stacked, rows, stacked_accuracy
 
     if not objectives:
         raise ValueError("no objectives to train")
     n_l, n_u, c = len(task.y_labelled), len(task.y_unlabelled), task.num_classes
     for o in objectives:
-        if o.targets.shape != (n_u, c) or o.weights.shape != (n_u,):
-            raise ValueError(f"objective {o.name!r}: targets must be ({n_u}, {c}) and weights ({n_u},)")
+        if o.targets.shape != (n_u, c) or o.weights.shape != (n_u,) or (o.teacher_error is not None and o.teacher_error.shape != (n_u,)):
+            raise ValueError(f"objective {o.name!r}: targets must be ({n_u}, {c}), weights and teacher_error ({n_u},)")
     key = {"task": task.fingerprint(), "objectives": objectives, "seed": seed, "student": student}
 
     def compute() -> list[dict]:
@@ -244,6 +249,7 @@ def train_students(
         targets = torch.stack([torch.cat([nn.functional.one_hot(task.y_labelled, c).float(), o.targets]) for o in objectives])  # (M, N, C)
         weights = torch.stack([torch.cat([torch.ones(n_l), o.weights]) for o in objectives])  # (M, N)
         slam = [m for m, o in enumerate(objectives) if o.alpha is not None]
+        debiased = [m for m, o in enumerate(objectives) if o.teacher_error is not None]
 
         def loss(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
             logits = logits[..., 0]  # one slot per class
@@ -257,11 +263,25 @@ def train_students(
                 ])
                 per_example = per_example.clone()
                 per_example[torch.tensor(slam)[:, None], unlabelled.nonzero().T] = mixed
-            return (weights[:, idx] * per_example).sum(-1) / len(idx)
+            batch_weights = weights[:, idx]
+            if debiased and unlabelled.any():
+                u = idx[unlabelled] - n_l
+                ratio = distortion(logits[debiased][:, unlabelled].detach(), task.teacher_unlabelled[u])  # (M', B_U)
+                error = torch.stack([objectives[m].teacher_error[u] for m in debiased])
+                batch_weights = batch_weights.clone()
+                batch_weights[torch.tensor(debiased)[:, None], unlabelled.nonzero().T] *= debiasing_weight(error, ratio)
+            return (batch_weights * per_example).sum(-1) / len(idx)
 
         model = StackedMLP(x.shape[1], student.hidden, c, [1] * len(objectives), seed)
         history = fit_stacked(model, loss, x, val=(task.x_val, task.y_val), config=student.train, seed=seed, progress=False)
         test = stacked_accuracy(model, task.x_test, task.y_test)
-        return [{"method": o.name, "val_accuracy": float(history.best_val_accuracy[m]), "test_accuracy": float(test[m])} for m, o in enumerate(objectives)]
+        out = [{"method": o.name, "val_accuracy": float(history.best_val_accuracy[m]), "test_accuracy": float(test[m])} for m, o in enumerate(objectives)]
+        if debiased:
+            with torch.no_grad():
+                logits = torch.cat([model(rows(task.x_unlabelled, np.arange(i, min(i + 4096, n_u))))[debiased, ..., 0] for i in range(0, n_u, 4096)], 1)
+                ratio = distortion(logits, task.teacher_unlabelled)
+            for j, m in enumerate(debiased):
+                out[m]["unlabelled_weights"] = debiasing_weight(objectives[m].teacher_error, ratio[j])  # the final student's weights
+        return out
 
     return (cache or Cache()).get_or_compute("semisup_students", key, compute)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from kdlib.cache import Cache
-from kdlib.experiments import slam
+from kdlib.experiments import slam, unlabelled
 from kdlib.semisup import SemiSupervisedStudent, SemiSupervisedTask, UnlabelledObjective, noisy_teacher_recipe, train_students
 from kdlib.train import TrainConfig
 
@@ -78,7 +78,7 @@ def test_select_threshold_and_calibration():
             "val_accuracy": [0.6, 0.6, 0.7, 0.5, 0.9, 0.9], "test_accuracy": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
         }
     )
-    chosen = slam.select_threshold(frame)
+    chosen = unlabelled.select_threshold(frame)
     kept = chosen[chosen.method == "confidence threshold"]
     assert list(kept.test_accuracy) == [0.1, 0.2]  # 0.5 has the better mean validation accuracy (0.60 vs 0.60 tie -> first)
     cal = slam.calibration(_task(), bins=4)
@@ -93,3 +93,39 @@ def test_noisy_teacher_recipe_per_profile():
     assert config.epochs == 400  # 100 examples at batch 64 -> 2 steps per epoch -> 400 epochs for about 800 steps
     with pytest.raises(ValueError, match="profile"):
         noisy_teacher_recipe("fashion_mnist", "medium")
+
+
+def test_debiased_objective_trains_and_reports_weights_in_unit_interval(tmp_path):
+    task = _task()
+    error = torch.full((200,), 0.3)
+    objectives = [
+        UnlabelledObjective("soft", task.teacher_unlabelled, torch.ones(200)),
+        UnlabelledObjective("weighted", task.teacher_unlabelled, torch.ones(200), teacher_error=error),
+        UnlabelledObjective("weighted, perfect teacher", task.teacher_unlabelled, torch.ones(200), teacher_error=torch.zeros(200)),
+    ]
+    rows = train_students(task, objectives, seed=0, student=STUDENT, cache=Cache(tmp_path))
+    assert "unlabelled_weights" not in rows[0]
+    weights = rows[1]["unlabelled_weights"]
+    assert weights.shape == (200,) and (weights >= 0).all() and (weights <= 1).all() and weights.min() < 1
+    assert torch.equal(rows[2]["unlabelled_weights"], torch.ones(200))
+    with pytest.raises(ValueError, match="teacher_error"):
+        train_students(task, [UnlabelledObjective("bad", task.teacher_unlabelled, torch.ones(200), teacher_error=torch.zeros(3))], seed=0, student=STUDENT, cache=Cache(tmp_path))
+
+
+def test_weighted_objectives_and_weight_separation(tmp_path):
+    from kdlib.experiments import weighted
+
+    task = _task()
+    by_name = {o.name: o for o in weighted.objectives(task)}
+    right = task.teacher_unlabelled.argmax(1) == task.y_unlabelled
+    assert torch.equal(by_name[weighted.ORACLE["soft"]].weights.bool(), right)
+    r1 = by_name[weighted.R1["hard"]].weights
+    assert torch.allclose(by_name[weighted.CONSTANT["hard"]].weights, torch.full((200,), r1.mean().item()))
+    assert by_name[weighted.WEIGHTED["soft"]].teacher_error is not None and torch.equal(by_name[weighted.WEIGHTED["soft"]].weights, torch.ones(200))
+    assert torch.equal(by_name[weighted.WEIGHTED["hard"]].targets.sum(1), torch.ones(200))  # one-hot
+    assert "SLaM" in by_name
+    rows, pool = weighted.evaluate(task, STUDENT, cache=Cache(tmp_path))
+    assert all("unlabelled_weights" not in r for r in rows) and len(pool) == 200
+    assert {"R1 (1 - p)", "R2 (weighted hard)", "R2 (weighted soft)"} <= set(pool.columns)
+    separation = weighted.weight_separation(pool)
+    assert len(separation) == 3 and separation["AUC (right vs wrong)"].between(0, 1).all()

@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdlib.distill.slam import CorrectnessCalibration, estimate_k, mix, oracle_alpha, slam_loss, top1_margin, top_k_mask
+from kdlib.distill.correctness import CorrectnessCalibration, top1_margin
+from kdlib.distill.slam import estimate_k, mix, oracle_alpha, slam_loss, top_k_mask
 
 
 def test_top_k_mask_marks_the_teachers_largest_classes():

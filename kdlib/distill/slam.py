@@ -16,7 +16,6 @@ estimators are reconstructions [R] (the paper's own could not be read); see note
 from __future__ import annotations
 
 import torch
-from sklearn.isotonic import IsotonicRegression
 
 
 def top_k_mask(teacher_probs: torch.Tensor, k: torch.Tensor | int) -> torch.Tensor:
@@ -56,31 +55,6 @@ def slam_loss(student_logits: torch.Tensor, teacher_targets: torch.Tensor, alpha
     """Per-example ``CE(teacher_targets, mix(softmax(student_logits)))``, shape (..., N)."""
     mixed = mix(torch.softmax(student_logits, dim=-1), alpha, mask, normalise)
     return -(teacher_targets * torch.log(mixed.clamp_min(1e-12))).sum(-1)
-
-
-def top1_margin(teacher_probs: torch.Tensor) -> torch.Tensor:
-    """The teacher's confidence: its top-1 minus top-2 probability."""
-    top2 = teacher_probs.topk(2, dim=1).values
-    return top2[:, 0] - top2[:, 1]
-
-
-class CorrectnessCalibration:
-    """P(teacher's top-1 is right | its margin), fitted by isotonic regression on a labelled validation set.
-
-    Predictions are clipped to ``[floor, 1]``; ``floor`` defaults to 1/C (a teacher no worse than chance).
-    """
-
-    def __init__(self, teacher_probs_val: torch.Tensor, labels_val: torch.Tensor, floor: float | None = None) -> None:
-        if len(teacher_probs_val) == 0 or len(teacher_probs_val) != len(labels_val):
-            raise ValueError(f"need a non-empty validation set with one label per example, got {len(teacher_probs_val)} and {len(labels_val)}")
-        correct = (teacher_probs_val.argmax(1) == torch.as_tensor(labels_val)).double().numpy()
-        self.floor = 1.0 / teacher_probs_val.shape[1] if floor is None else floor
-        self.model = IsotonicRegression(y_min=self.floor, y_max=1.0, increasing=True, out_of_bounds="clip")
-        self.model.fit(top1_margin(teacher_probs_val).double().numpy(), correct)
-
-    def __call__(self, teacher_probs: torch.Tensor) -> torch.Tensor:
-        """Estimated alpha(x) for each row of ``teacher_probs``."""
-        return torch.from_numpy(self.model.predict(top1_margin(teacher_probs).double().numpy())).float()
 
 
 def estimate_k(teacher_probs_val: torch.Tensor, labels_val: torch.Tensor, delta: float = 0.05) -> int:

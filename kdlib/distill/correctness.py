@@ -1,0 +1,45 @@
+"""How likely is the teacher's top-1 label to be right? Estimated from its confidence on a labelled validation set.
+
+Shared by SLaM (alpha(x), notebook 02) and weighted distillation (1 - p(x), notebook 03): an isotonic regression of
+"the teacher is right" on the teacher's top-1 - top-2 margin, monotone and without any bin count or other
+hyper-parameter [R].
+"""
+
+from __future__ import annotations
+
+import torch
+from sklearn.isotonic import IsotonicRegression
+
+
+def top1_margin(teacher_probs: torch.Tensor) -> torch.Tensor:
+    """The teacher's confidence: its top-1 minus top-2 probability."""
+    if teacher_probs.ndim != 2 or teacher_probs.shape[1] < 2:
+        raise ValueError(f"teacher probabilities must be (N, C) with C >= 2, got shape {tuple(teacher_probs.shape)}")
+    top2 = teacher_probs.topk(2, dim=1).values
+    return top2[:, 0] - top2[:, 1]
+
+
+class CorrectnessCalibration:
+    """P(teacher's top-1 is right | its margin), fitted by isotonic regression on a labelled validation set.
+
+    Predictions are clipped to ``[floor, 1]``; ``floor`` defaults to 1/C (a teacher no worse than chance).
+    The validation set must be non-empty and hold at least two classes (one class says nothing about errors
+    between classes).
+    """
+
+    def __init__(self, teacher_probs_val: torch.Tensor, labels_val: torch.Tensor, floor: float | None = None) -> None:
+        labels_val = torch.as_tensor(labels_val)
+        if len(teacher_probs_val) == 0 or len(teacher_probs_val) != len(labels_val):
+            raise ValueError(f"need a non-empty validation set with one label per example, got {len(teacher_probs_val)} and {len(labels_val)}")
+        if len(labels_val.unique()) < 2:
+            raise ValueError(f"the validation set holds a single class ({int(labels_val[0])}); it cannot measure the teacher's errors")
+        self.floor = 1.0 / teacher_probs_val.shape[1] if floor is None else floor
+        if not 0 <= self.floor <= 1:
+            raise ValueError(f"floor must lie in [0, 1], got {self.floor}")
+        correct = (teacher_probs_val.argmax(1) == labels_val).double().numpy()
+        self.model = IsotonicRegression(y_min=self.floor, y_max=1.0, increasing=True, out_of_bounds="clip")
+        self.model.fit(top1_margin(teacher_probs_val).double().numpy(), correct)
+
+    def __call__(self, teacher_probs: torch.Tensor) -> torch.Tensor:
+        """Estimated probability that the teacher's top-1 is right, for each row of ``teacher_probs``."""
+        return torch.from_numpy(self.model.predict(top1_margin(teacher_probs).double().numpy())).float()
