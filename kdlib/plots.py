@@ -45,3 +45,22 @@ def method_bars(frame: pd.DataFrame, x: str, y: str = "value", hue: str = "metho
 def method_palette(methods: Sequence[str]) -> dict[str, tuple[float, float, float]]:
     """One fixed colour per method, so every figure of a notebook colours a method the same way."""
     return dict(zip(methods, sns.color_palette(PALETTE, len(methods))))
+
+
+def accuracy_vs_labels(frame: pd.DataFrame, methods: Sequence[str], sizes: dict[str, Sequence[int]], palette: dict) -> sns.FacetGrid:
+    """Test accuracy (%) of ``methods`` against the labelled-set size |L|, one panel per dataset (mean ± std over seeds).
+
+    ``frame`` has columns dataset, n_labelled, method and test_accuracy (a fraction); ``sizes`` gives each dataset's |L|.
+    """
+    data = frame[frame.method.isin(methods)].assign(acc=lambda f: 100 * f.test_accuracy)
+    if data.empty:
+        raise ValueError("none of the methods is in the frame")
+    g = sns.relplot(data=data, x="n_labelled", y="acc", hue="method", hue_order=list(methods), palette=palette, col="dataset",
+                    kind="line", marker="o", errorbar="sd", height=3.2, aspect=1.1, facet_kws={"sharex": False, "sharey": False})
+    for dataset, ax in g.axes_dict.items():
+        ax.set_xscale("log")
+        ax.set_xticks(list(sizes[dataset]), [str(n) for n in sizes[dataset]])
+        ax.minorticks_off()
+    g.set_axis_labels("labelled examples |L| (log scale)", "test accuracy (%)")
+    g.figure.suptitle("Student accuracy vs labelled-set size (mean ± std over seeds)", y=1.03)
+    return g

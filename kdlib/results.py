@@ -64,6 +64,10 @@ class PairedComparison:
     def __str__(self) -> str:
         return f"{self.a} - {self.b} = {self.mean_diff:+.4f} (95% CI {self.ci_low:+.4f} .. {self.ci_high:+.4f}, n={self.n})"
 
+    def points(self) -> str:
+        """The difference and its interval in percentage points of accuracy, e.g. ``+1.20 pp [+0.31, +2.09]``."""
+        return f"{100 * self.mean_diff:+.2f} pp [{100 * self.ci_low:+.2f}, {100 * self.ci_high:+.2f}]"
+
 
 def to_frame(records: Iterable[Record]) -> pd.DataFrame:
     """Records as a tidy DataFrame with the columns of :data:`RECORD_FIELDS`."""
@@ -128,6 +132,24 @@ def pooled_comparison(
     experiment, and the pairs of several experiments are pooled."""
     frame = _test_accuracy(records, experiments)
     return paired_comparison(frame.assign(setting=frame.experiment), a, b, confidence=confidence)
+
+
+def headroom_comparison(
+    records: Iterable[Record] | pd.DataFrame, method: str, baseline: str, ceiling: str, experiments: Sequence[str], fraction: float = 0.5
+) -> PairedComparison:
+    """``method - (baseline + fraction * (ceiling - baseline))`` in test accuracy, paired per (experiment, seed) and
+    pooled: above zero means ``method`` recovers more than ``fraction`` of the ceiling's gain over the baseline."""
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
+    per_seed = _test_accuracy(records, experiments).pivot_table(index=["experiment", "seed"], columns="method", values="value")
+    missing = {method, baseline, ceiling} - set(per_seed.columns)
+    if missing:
+        raise ValueError(f"methods {sorted(missing)} do not appear in the records of {list(experiments)}")
+    target = per_seed[baseline] + fraction * (per_seed[ceiling] - per_seed[baseline])
+    both = pd.concat({method: per_seed[method], "target": target}, axis=1).dropna().reset_index()
+    long = both.melt(id_vars=["experiment", "seed"], var_name="method", value_name="value").assign(setting=lambda f: f.experiment)
+    comparison = paired_comparison(long, method, "target")
+    return PairedComparison(method, f"{baseline} + {fraction:g} ({ceiling} - {baseline})", *[getattr(comparison, f) for f in ("n", "mean_diff", "std_diff", "ci_low", "ci_high")])
 
 
 def per_seed_differences(records: Iterable[Record] | pd.DataFrame, a: str, b: str, experiments: Sequence[str]) -> np.ndarray:

@@ -28,6 +28,7 @@ def test_paired_comparison_by_hand():
     assert comparison.std_diff == pytest.approx(0.01)
     assert comparison.ci_low == pytest.approx(0.02 - 0.024841, abs=1e-6)
     assert not comparison.a_beats_b  # the interval still straddles 0 with 3 seeds
+    assert comparison.points() == "+2.00 pp [-0.48, +4.48]"
     with pytest.raises(ValueError, match="must both appear"):
         paired_comparison(_records(), "A", "C")
 
@@ -87,3 +88,17 @@ def test_confidence_widens_the_interval_and_pooled_comparison_pools_experiments(
     assert sorted(np.round(per_seed_differences(records, "A", "B", ["e2"]), 6)) == [0.0, 0.01, 0.02]
     with pytest.raises(ValueError, match="confidence"):
         paired_comparison(records, "A", "B", confidence=1.0, experiment="e1")
+
+
+def test_headroom_comparison_by_hand():
+    from kdlib.results import headroom_comparison
+
+    values = {"base": [0.50, 0.60, 0.55], "oracle": [0.70, 0.80, 0.75], "m": [0.62, 0.71, 0.66]}  # halfway: 0.60, 0.70, 0.65
+    records = [Record("e", method, "-", seed, "test_accuracy", v) for method, vs in values.items() for seed, v in enumerate(vs)]
+    comparison = headroom_comparison(records, "m", "base", "oracle", ["e"])
+    assert comparison.n == 3 and comparison.mean_diff == pytest.approx(0.0133333, abs=1e-6)
+    assert headroom_comparison(records, "m", "base", "oracle", ["e"], fraction=0.0).mean_diff == pytest.approx(0.1133333, abs=1e-6)
+    with pytest.raises(ValueError, match="fraction"):
+        headroom_comparison(records, "m", "base", "oracle", ["e"], fraction=2)
+    with pytest.raises(ValueError, match="do not appear"):
+        headroom_comparison(records, "x", "base", "oracle", ["e"])

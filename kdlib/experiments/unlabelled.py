@@ -1,20 +1,73 @@
-"""What notebooks 02 (SLaM) and 03 (weighted distillation) share: the baselines for distilling on a teacher-labelled
-pool U, the evaluation of a list of objectives on one task, the threshold chosen on validation, and records.
+"""What notebooks 02 (SLaM) and 03 (weighted distillation) share: the sweep of tasks, the baselines for distilling on
+a teacher-labelled pool U, the evaluation of a list of objectives on one task, the threshold chosen on validation,
+and records.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import pandas as pd
 import torch
 from torch import nn
 
+from tqdm.auto import tqdm
+
 from kdlib.cache import Cache
+from kdlib.profiles import pick
 from kdlib.results import Record, per_seed_differences, welch_difference
-from kdlib.semisup import SemiSupervisedStudent, SemiSupervisedTask, UnlabelledObjective, train_students
+from kdlib.semisup import (
+    SemiSupervisedStudent, SemiSupervisedTask, UnlabelledObjective, noisy_teacher_recipe, text_semisup_task, train_students, vision_semisup_task,
+)
+from kdlib.train import TrainConfig
 
 THRESHOLDS = (0.5, 0.7, 0.9)
+
+# |L| per dataset, from a poor to a good teacher; the pool U; the validation set V (chosen in notebook 02's regime study)
+SWEEPS = {
+    "quick": {"fashion_mnist": (100, 300), "sst2": (30, 100)},
+    "full": {"fashion_mnist": (100, 300, 1000), "cifar10": (1000, 4000, 12000), "sst2": (30, 100, 500)},
+}
+POOL = {"quick": {"fashion_mnist": 1500, "sst2": 300}, "full": {"fashion_mnist": 15000, "cifar10": 8000, "sst2": 15000}}
+VALIDATION = {"quick": 200, "full": 500}
+STUDENT_TRAINING = {
+    "quick": TrainConfig(epochs=6, batch_size=256, lr=3e-3, patience=3, cosine=True),
+    "full": TrainConfig(epochs=30, batch_size=256, lr=3e-3, patience=5, cosine=True),
+}
+
+
+def sweeps(profile: str) -> dict[str, tuple[int, ...]]:
+    """The labelled-set sizes |L| of each dataset in ``profile``."""
+    return pick(profile, SWEEPS)
+
+
+def student(profile: str) -> SemiSupervisedStudent:
+    """The one-hidden-layer (64 units) MLP student and its training in ``profile``."""
+    return SemiSupervisedStudent(hidden=64, train=pick(profile, STUDENT_TRAINING))
+
+
+def make_task(dataset: str, n_labelled: int, seed: int, profile: str) -> SemiSupervisedTask:
+    """The (dataset, |L|, seed) task of ``profile``: split, noisy teacher (cached) and student inputs."""
+    pool, validation = pick(profile, POOL)[dataset], pick(profile, VALIDATION)
+    if dataset == "sst2":
+        return text_semisup_task(dataset, n_labelled, n_unlabelled=pool, seed=seed, profile=profile, n_validation=validation)
+    return vision_semisup_task(dataset, n_labelled, n_unlabelled=pool, seed=seed, n_validation=validation, recipe=noisy_teacher_recipe(dataset, profile))
+
+
+def tasks(profile: str, seeds: list[int]) -> Iterator[SemiSupervisedTask]:
+    """Every task of the sweep, dataset by dataset, |L| by |L|, seed by seed (with a progress bar)."""
+    grid = [(dataset, n, seed) for dataset, sizes in sweeps(profile).items() for n in sizes for seed in seeds]
+    for dataset, n, seed in tqdm(grid, desc="tasks"):
+        yield make_task(dataset, n, seed, profile)
+
+
+def experiments(profile: str, which: str = "all") -> list[str]:
+    """Experiment names ``"<dataset> |L|=<n>"`` in sweep order: ``"all"``, or each dataset's ``"noisiest"`` or ``"cleanest"``."""
+    grid = sweeps(profile)
+    picks = {"all": lambda sizes: sizes, "noisiest": lambda sizes: sizes[:1], "cleanest": lambda sizes: sizes[-1:]}
+    if which not in picks:
+        raise ValueError(f"which must be one of {sorted(picks)}, got {which!r}")
+    return [f"{dataset} |L|={n}" for dataset, sizes in grid.items() for n in picks[which](sizes)]
 
 
 def hard_labels(task: SemiSupervisedTask) -> torch.Tensor:
