@@ -25,7 +25,7 @@ from kdlib.data import data_version, load, semi_supervised_split
 from kdlib.models import MLP, TEACHER_CNN, CNNConfig, SmallCNN, bag_of_tokens, build_vocabulary, cached_embeddings, load_tokenizer, random_flip_crop
 from kdlib.profiles import pick
 from kdlib.stacked import Inputs
-from kdlib.teachers import image_inputs, text_recipe, text_splits
+from kdlib.teachers import Teacher, image_inputs, teacher_logits, text_recipe, text_splits
 from kdlib.train import TrainConfig, fit, predict_outputs, set_seed
 
 HARNESS_VERSION = 1
@@ -162,9 +162,14 @@ def vision_semisup_task(
     seed: int,
     n_validation: int = 500,
     recipe: NoisyTeacherRecipe | None = None,
+    teacher: Teacher | None = None,
     cache: Cache | None = None,
 ) -> SemiSupervisedTask:
-    """Split ``dataset``'s training set into L / V / U (stratified, by ``seed``), train the teacher on L, label U."""
+    """Split ``dataset``'s training set into L / V / U (stratified, by ``seed``), train the teacher on L, label U.
+
+    With ``teacher`` (e.g. the shared teacher trained on the whole training set), that teacher labels U instead: a
+    clean-teacher control.
+    """
     recipe = recipe or NoisyTeacherRecipe(augment=dataset == "cifar10")
     cache = cache or Cache()
     train, test = load(dataset, "train"), load(dataset, "test")
@@ -185,12 +190,15 @@ def vision_semisup_task(
         probs = {name: torch.softmax(predict_outputs(model, inputs[name]), 1) for name in ("U", "V", "test")}
         return {"probs": probs, "seconds": time.perf_counter() - start}
 
-    entry = cache.get_or_compute("semisup_teachers", key, train_teacher)
+    if teacher is None:
+        entry = cache.get_or_compute("semisup_teachers", key, train_teacher)
+    else:
+        entry = {"probs": {name: torch.softmax(teacher_logits(teacher, inputs[name], cache), 1) for name in ("U", "V", "test")}, "seconds": teacher.train_seconds}
     flat = {name: x.flatten(1) for name, x in inputs.items()}
     y = {name: torch.tensor(np.asarray(v)) for name, v in labels.items()}
     return SemiSupervisedTask(
-        name=f"{dataset} |L|={n_labelled}", dataset=dataset, n_labelled=n_labelled, seed=seed, classes=train.classes,
-        x_labelled=flat["L"], y_labelled=y["L"], x_unlabelled=flat["U"], y_unlabelled=y["U"], teacher_unlabelled=entry["probs"]["U"],
+        name=f"{dataset} |L|={n_labelled}" + ("" if teacher is None else f" ({teacher.name})"), dataset=dataset, n_labelled=n_labelled, seed=seed,
+        classes=train.classes, x_labelled=flat["L"], y_labelled=y["L"], x_unlabelled=flat["U"], y_unlabelled=y["U"], teacher_unlabelled=entry["probs"]["U"],
         x_val=flat["V"], y_val=y["V"], teacher_val=entry["probs"]["V"], x_test=flat["test"], y_test=y["test"], teacher_test=entry["probs"]["test"],
         teacher_seconds=entry["seconds"],
     )

@@ -19,7 +19,24 @@ def top1_margin(teacher_probs: torch.Tensor) -> torch.Tensor:
     return top2[:, 0] - top2[:, 1]
 
 
-class CorrectnessCalibration:
+class MonotoneCorrectness:
+    """P(correct | score) as a non-decreasing function of a score, fitted by isotonic regression, clipped to [floor, 1]."""
+
+    def __init__(self, scores: torch.Tensor, correct: torch.Tensor, floor: float = 0.0) -> None:
+        if len(scores) == 0 or len(scores) != len(correct):
+            raise ValueError(f"need a non-empty validation set with one label per example, got {len(scores)} and {len(correct)}")
+        if not 0 <= floor <= 1:
+            raise ValueError(f"floor must lie in [0, 1], got {floor}")
+        self.floor = floor
+        self.model = IsotonicRegression(y_min=floor, y_max=1.0, increasing=True, out_of_bounds="clip")
+        self.model.fit(torch.as_tensor(scores).double().numpy(), torch.as_tensor(correct).double().numpy())
+
+    def __call__(self, scores: torch.Tensor) -> torch.Tensor:
+        """Estimated probability of being correct at each score."""
+        return torch.from_numpy(self.model.predict(torch.as_tensor(scores).double().numpy())).float()
+
+
+class CorrectnessCalibration(MonotoneCorrectness):
     """P(teacher's top-1 is right | its margin), fitted by isotonic regression on a labelled validation set.
 
     Predictions are clipped to ``[floor, 1]``; ``floor`` defaults to 1/C (a teacher no worse than chance).
@@ -33,13 +50,9 @@ class CorrectnessCalibration:
             raise ValueError(f"need a non-empty validation set with one label per example, got {len(teacher_probs_val)} and {len(labels_val)}")
         if len(labels_val.unique()) < 2:
             raise ValueError(f"the validation set holds a single class ({int(labels_val[0])}); it cannot measure the teacher's errors")
-        self.floor = 1.0 / teacher_probs_val.shape[1] if floor is None else floor
-        if not 0 <= self.floor <= 1:
-            raise ValueError(f"floor must lie in [0, 1], got {self.floor}")
-        correct = (teacher_probs_val.argmax(1) == labels_val).double().numpy()
-        self.model = IsotonicRegression(y_min=self.floor, y_max=1.0, increasing=True, out_of_bounds="clip")
-        self.model.fit(top1_margin(teacher_probs_val).double().numpy(), correct)
+        correct = teacher_probs_val.argmax(1) == labels_val
+        super().__init__(top1_margin(teacher_probs_val), correct, 1.0 / teacher_probs_val.shape[1] if floor is None else floor)
 
     def __call__(self, teacher_probs: torch.Tensor) -> torch.Tensor:
         """Estimated probability that the teacher's top-1 is right, for each row of ``teacher_probs``."""
-        return torch.from_numpy(self.model.predict(top1_margin(teacher_probs).double().numpy())).float()
+        return super().__call__(top1_margin(teacher_probs))

@@ -1,0 +1,212 @@
+"""Notebook 04 (RAD): rounds of active distillation on the semi-supervised harness, one selection strategy per student.
+
+Per (task, seed): every strategy starts from the student trained on L alone. Each round it picks ``budget`` new points
+of the pool U with its own current student, the teacher's soft labels of every point queried so far join L, and its
+student is retrained from scratch (all strategies of a round train as one stacked model: same initial weights, same
+batch order). Strategies only read the student, the validation set V and the round budget; the oracles also read
+whether the teacher is right on U (marked as such).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from kdlib.cache import Cache
+from kdlib.distill.active import depround, entropy_gain, margin_gain, rad_marginals
+from kdlib.distill.correctness import MonotoneCorrectness, top1_margin
+from kdlib.semisup import SemiSupervisedStudent, SemiSupervisedTask
+from kdlib.stacked import StackedMLP, fit_stacked, rows, stacked_accuracy
+
+ACTIVE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RoundState:
+    """What a strategy sees when it picks a round's queries among the ``n`` points not queried yet."""
+
+    student_probs: torch.Tensor  # (n, C): the strategy's current student on the candidates
+    budget: int
+    teacher_error: float  # estimated on V: 1 - the teacher's validation accuracy
+    teacher_right: torch.Tensor  # (n,) bool; oracles only
+    right_given_student_margin: Callable[[torch.Tensor], torch.Tensor]  # P(teacher right | student margin), fitted on V
+
+    @property
+    def mistakes(self) -> int:
+        """m: the expected number of teacher mistakes among ``budget`` queried points."""
+        return int(round(self.budget * self.teacher_error))
+
+
+Strategy = Callable[[RoundState, np.random.Generator], np.ndarray]
+
+
+def _top(scores: torch.Tensor, budget: int) -> np.ndarray:
+    return scores.argsort(descending=True, stable=True)[:budget].numpy()
+
+
+def _rad(gains: torch.Tensor, mistakes: int, state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    return depround(rad_marginals(gains.numpy(), mistakes, state.budget), rng)
+
+
+def uniform(state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    return rng.choice(len(state.student_probs), state.budget, replace=False)
+
+
+def margin(state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    return _top(margin_gain(state.student_probs), state.budget)
+
+
+def entropy(state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    return _top(entropy_gain(state.student_probs), state.budget)
+
+
+def rad(state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    """The gain-only game: margin gains, m from the teacher's validation accuracy."""
+    return _rad(margin_gain(state.student_probs), state.mistakes, state, rng)
+
+
+def rad_true_m(state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    """The game with m = the true number of teacher mistakes among margin sampling's picks (oracle)."""
+    gains = margin_gain(state.student_probs)
+    mistakes = int((~state.teacher_right[_top(gains, state.budget)]).sum())
+    return _rad(gains, mistakes, state, rng)
+
+
+def _expected_gains(state: RoundState) -> torch.Tensor:
+    """Margin gain times the estimated probability that the teacher labels the point right."""
+    return margin_gain(state.student_probs) * state.right_given_student_margin(top1_margin(state.student_probs))
+
+
+def rad_correctness(state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    """The game on expected gains: a point is worth its uncertainty times P(teacher right), m as in RAD."""
+    return _rad(_expected_gains(state), state.mistakes, state, rng)
+
+
+def margin_correctness(state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    """Greedy on expected gains (the game with m = 0)."""
+    return _top(_expected_gains(state), state.budget)
+
+
+def oracle_margin(state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    """Margin sampling that skips the points the teacher gets wrong (reads the truth: an upper bound)."""
+    gains = margin_gain(state.student_probs).masked_fill(~state.teacher_right, -1.0)
+    return _top(gains, state.budget)
+
+
+STRATEGIES: dict[str, Strategy] = {
+    "uniform": uniform,
+    "margin": margin,
+    "entropy": entropy,
+    "RAD": rad,
+    "RAD, true m": rad_true_m,
+    "RAD + correctness": rad_correctness,
+    "margin x correctness": margin_correctness,
+    "oracle (skip teacher mistakes)": oracle_margin,
+}
+
+
+@dataclass(frozen=True)
+class ActiveProtocol:
+    """Rounds of queries: ``rounds`` rounds of ``budget`` points each, the student retrained every round."""
+
+    rounds: int
+    budget: int
+    student: SemiSupervisedStudent
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1 or self.budget < 1:
+            raise ValueError(f"need at least one round and a positive budget, got rounds={self.rounds}, budget={self.budget}")
+
+
+def train_round(task: SemiSupervisedTask, queried: list[np.ndarray], student: SemiSupervisedStudent, seed: int) -> dict:
+    """Train one student per queried set (indices into U) on L's labels plus the teacher's soft labels of its queries.
+
+    Returns per student: validation and test accuracy, and its probabilities on U and on V.
+    """
+    n_l, c = len(task.y_labelled), task.num_classes
+    union = np.unique(np.concatenate([q for q in queried] + [np.zeros(0, dtype=int)])).astype(int)
+    x = torch.cat([task.x_labelled, task.x_unlabelled[union]])
+    targets = torch.cat([nn.functional.one_hot(task.y_labelled, c).float(), task.teacher_unlabelled[union]])
+    position = {int(u): n_l + k for k, u in enumerate(union)}
+    weights = torch.zeros(len(queried), len(x))
+    weights[:, :n_l] = 1.0
+    for m, q in enumerate(queried):
+        weights[m, [position[int(u)] for u in q]] = 1.0
+
+    def loss(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        per_example = -(targets[idx] * torch.log_softmax(logits[..., 0], -1)).sum(-1)  # (M, B)
+        w = weights[:, idx]
+        return (w * per_example).sum(-1) / w.sum(-1).clamp_min(1.0)  # the mean over each student's own examples
+
+    model = StackedMLP(x.shape[1], student.hidden, c, [1] * len(queried), seed)
+    history = fit_stacked(model, loss, x, val=(task.x_val, task.y_val), config=student.train, seed=seed, progress=False)
+    with torch.no_grad():
+        probs = {name: torch.softmax(torch.cat([model(rows(x_all, np.arange(i, min(i + 4096, len(x_all)))))[..., 0] for i in range(0, len(x_all), 4096)], 1), -1)
+                 for name, x_all in (("U", task.x_unlabelled), ("V", task.x_val))}
+    return {"val_accuracy": history.best_val_accuracy, "test_accuracy": stacked_accuracy(model, task.x_test, task.y_test), "probs_U": probs["U"], "probs_V": probs["V"]}
+
+
+def run_active(task: SemiSupervisedTask, strategies: list[str], protocol: ActiveProtocol, cache: Cache | None = None) -> dict[str, pd.DataFrame]:
+    """Every strategy's rounds on ``task`` (cached).
+
+    Returns ``"rounds"``: one row per (strategy, round) with the number of teacher queries, validation and test
+    accuracy, and the teacher's error rate among that round's and among all queried points; and ``"alignment"``:
+    the teacher's error rate on U per decile of the first student's uncertainty (:func:`error_by_uncertainty`).
+    """
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown or not strategies:
+        raise ValueError(f"unknown strategies {unknown} (known: {sorted(STRATEGIES)})" if unknown else "no strategies to run")
+    if protocol.rounds * protocol.budget > len(task.y_unlabelled):
+        raise ValueError(f"{protocol.rounds} rounds of {protocol.budget} queries exceed the pool ({len(task.y_unlabelled)} points)")
+    key = {"task": task.fingerprint(), "strategies": strategies, "protocol": protocol, "version": ACTIVE_VERSION}
+    return (cache or Cache()).get_or_compute("active_runs", key, lambda: _run(task, strategies, protocol))
+
+
+def _run(task: SemiSupervisedTask, strategies: list[str], protocol: ActiveProtocol) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(task.seed)
+    teacher_right = task.teacher_unlabelled.argmax(1) == task.y_unlabelled
+    teacher_right_val = task.teacher_val.argmax(1) == task.y_val
+    teacher_error = 1.0 - teacher_right_val.float().mean().item()
+    start = train_round(task, [np.zeros(0, dtype=int)], protocol.student, task.seed)
+    probs_u = [start["probs_U"][0]] * len(strategies)
+    probs_v = [start["probs_V"][0]] * len(strategies)
+    queried = [np.zeros(0, dtype=int) for _ in strategies]
+    out = [{"strategy": s, "round": 0, "queries": 0, "val_accuracy": float(start["val_accuracy"][0]), "test_accuracy": float(start["test_accuracy"][0]),
+            "teacher_error_round": float("nan"), "teacher_error_queried": float("nan")} for s in strategies]
+    for round_ in tqdm(range(1, protocol.rounds + 1), desc=f"rounds {task.name} s{task.seed}", leave=False):
+        picked = []
+        for m, name in enumerate(strategies):
+            candidates = np.setdiff1d(np.arange(len(task.y_unlabelled)), queried[m])
+            calibration = MonotoneCorrectness(top1_margin(probs_v[m]), teacher_right_val)
+            state = RoundState(probs_u[m][candidates], protocol.budget, teacher_error, teacher_right[candidates], calibration)
+            chosen = candidates[STRATEGIES[name](state, rng)]
+            if len(chosen) != protocol.budget or len(np.intersect1d(chosen, queried[m])):
+                raise RuntimeError(f"strategy {name!r} returned {len(chosen)} points (budget {protocol.budget}) or repeated a query")
+            picked.append(chosen)
+            queried[m] = np.concatenate([queried[m], chosen])
+        trained = train_round(task, queried, protocol.student, task.seed)
+        probs_u, probs_v = list(trained["probs_U"]), list(trained["probs_V"])
+        for m, name in enumerate(strategies):
+            out.append({
+                "strategy": name, "round": round_, "queries": len(queried[m]),
+                "val_accuracy": float(trained["val_accuracy"][m]), "test_accuracy": float(trained["test_accuracy"][m]),
+                "teacher_error_round": 1.0 - teacher_right[picked[m]].float().mean().item(),
+                "teacher_error_queried": 1.0 - teacher_right[queried[m]].float().mean().item(),
+            })
+    rounds = pd.DataFrame(out).assign(dataset=task.dataset, task=task.name, n_labelled=task.n_labelled, seed=task.seed)
+    return {"rounds": rounds, "alignment": error_by_uncertainty(task, start["probs_U"][0])}
+
+
+def error_by_uncertainty(task: SemiSupervisedTask, student_probs: torch.Tensor, bins: int = 10) -> pd.DataFrame:
+    """The teacher's error rate on U per decile of the student's margin gain (decile 10 = the most uncertain points)."""
+    gain = margin_gain(student_probs).numpy()
+    wrong = (task.teacher_unlabelled.argmax(1) != task.y_unlabelled).float().numpy()
+    decile = pd.qcut(pd.Series(gain).rank(method="first"), bins, labels=list(range(1, bins + 1)))
+    frame = pd.DataFrame({"decile": decile.astype(int), "teacher wrong": wrong})
+    return frame.groupby("decile").mean().reset_index().assign(task=task.name, seed=task.seed)

@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+import torch
+
+from kdlib.cache import Cache
+from kdlib.experiments import active
+from kdlib.semisup import SemiSupervisedStudent
+from kdlib.train import TrainConfig
+from tests.test_semisup import _task
+
+STUDENT = SemiSupervisedStudent(hidden=8, train=TrainConfig(epochs=3, batch_size=32, lr=1e-2, patience=3))
+
+
+def _state(teacher_error=0.0, n=40, budget=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    probs = torch.softmax(3 * torch.randn(n, 3, generator=g), 1)
+    right = torch.rand(n, generator=g) < 0.7
+    return active.RoundState(probs, budget, teacher_error, right, lambda margin: 0.5 + margin / 2)
+
+
+def test_rad_without_teacher_mistakes_is_margin_sampling():
+    state = _state(teacher_error=0.0)
+    rng = np.random.default_rng(0)
+    assert state.mistakes == 0
+    assert set(active.rad(state, rng)) == set(active.margin(state, rng))
+
+
+def test_strategies_pick_exactly_the_budget_and_the_oracle_skips_teacher_mistakes():
+    state = _state(teacher_error=0.4)
+    for name, strategy in active.STRATEGIES.items():
+        chosen = strategy(state, np.random.default_rng(1))
+        assert len(chosen) == 5 and len(set(chosen)) == 5, name
+    assert state.teacher_right[active.oracle_margin(state, np.random.default_rng(0))].all()
+
+
+def test_run_active_rounds_queries_and_validation(tmp_path):
+    task = _task()
+    protocol = active.ActiveProtocol(rounds=2, budget=20, student=STUDENT)
+    out = active.run_active(task, ["uniform", "margin", "RAD"], protocol, cache=Cache(tmp_path))
+    rounds = out["rounds"]
+    assert len(rounds) == 3 * 3 and set(rounds.queries) == {0, 20, 40}
+    assert rounds.test_accuracy.between(0, 1).all() and rounds.query("round > 0").teacher_error_round.between(0, 1).all()
+    first = rounds[rounds["round"] == 0]
+    assert first.test_accuracy.nunique() == 1  # every strategy starts from the same student
+    assert len(out["alignment"]) == 10
+    with pytest.raises(ValueError, match="exceed the pool"):
+        active.run_active(task, ["margin"], active.ActiveProtocol(rounds=3, budget=100, student=STUDENT), cache=Cache(tmp_path))
+    with pytest.raises(ValueError, match="unknown strategies"):
+        active.run_active(task, ["bald"], protocol, cache=Cache(tmp_path))
+    with pytest.raises(ValueError, match="positive budget"):
+        active.ActiveProtocol(rounds=1, budget=0, student=STUDENT)
