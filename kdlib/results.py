@@ -120,28 +120,29 @@ def paired_comparison(records: Iterable[Record] | pd.DataFrame, a: str, b: str, 
     return PairedComparison(a, b, n, mean, std, mean - half, mean + half)
 
 
-def _test_accuracy(records: Iterable[Record] | pd.DataFrame, experiments: Sequence[str]) -> pd.DataFrame:
+def _test_accuracy(records: Iterable[Record] | pd.DataFrame, experiments: Sequence[str], metric: str = "test_accuracy") -> pd.DataFrame:
     frame = records if isinstance(records, pd.DataFrame) else to_frame(records)
-    return frame[(frame.metric == "test_accuracy") & frame.experiment.isin(list(experiments))]
+    return frame[(frame.metric == metric) & frame.experiment.isin(list(experiments))]
 
 
 def pooled_comparison(
-    records: Iterable[Record] | pd.DataFrame, a: str, b: str, experiments: Sequence[str], confidence: float = 0.95
+    records: Iterable[Record] | pd.DataFrame, a: str, b: str, experiments: Sequence[str], confidence: float = 0.95, metric: str = "test_accuracy"
 ) -> PairedComparison:
-    """``a - b`` in test accuracy over every (experiment, seed) pair of ``experiments``: seeds pair within an
-    experiment, and the pairs of several experiments are pooled."""
-    frame = _test_accuracy(records, experiments)
+    """``a - b`` in ``metric`` (test accuracy by default) over every (experiment, seed) pair of ``experiments``: seeds
+    pair within an experiment, and the pairs of several experiments are pooled."""
+    frame = _test_accuracy(records, experiments, metric)
     return paired_comparison(frame.assign(setting=frame.experiment), a, b, confidence=confidence)
 
 
 def headroom_comparison(
-    records: Iterable[Record] | pd.DataFrame, method: str, baseline: str, ceiling: str, experiments: Sequence[str], fraction: float = 0.5
+    records: Iterable[Record] | pd.DataFrame, method: str, baseline: str, ceiling: str, experiments: Sequence[str], fraction: float = 0.5,
+    metric: str = "test_accuracy",
 ) -> PairedComparison:
-    """``method - (baseline + fraction * (ceiling - baseline))`` in test accuracy, paired per (experiment, seed) and
+    """``method - (baseline + fraction * (ceiling - baseline))`` in ``metric``, paired per (experiment, seed) and
     pooled: above zero means ``method`` recovers more than ``fraction`` of the ceiling's gain over the baseline."""
     if not 0 <= fraction <= 1:
         raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
-    per_seed = _test_accuracy(records, experiments).pivot_table(index=["experiment", "seed"], columns="method", values="value")
+    per_seed = _test_accuracy(records, experiments, metric).pivot_table(index=["experiment", "seed"], columns="method", values="value")
     missing = {method, baseline, ceiling} - set(per_seed.columns)
     if missing:
         raise ValueError(f"methods {sorted(missing)} do not appear in the records of {list(experiments)}")
@@ -159,9 +160,10 @@ def per_seed_differences(records: Iterable[Record] | pd.DataFrame, a: str, b: st
 
 
 def difference_table(
-    records: Iterable[Record] | pd.DataFrame, pairs: Sequence[tuple[str, str]], experiments: Sequence[str], pooled: Sequence[str] = ()
+    records: Iterable[Record] | pd.DataFrame, pairs: Sequence[tuple[str, str]], experiments: Sequence[str], pooled: Sequence[str] = (),
+    metric: str = "test_accuracy",
 ) -> pd.DataFrame:
-    """Paired ``a - b`` test accuracy as "diff [95% CI]" in pp: rows "a − b", columns experiments (+ "pooled").
+    """Paired ``a - b`` in ``metric`` as "diff [95% CI]" in pp: rows "a − b", columns experiments (+ "pooled").
 
     Cells where an experiment lacks one of the two methods are left empty.
     """
@@ -171,7 +173,7 @@ def difference_table(
         row = {}
         for label, subset in columns:
             try:
-                c = pooled_comparison(records, a, b, subset)
+                c = pooled_comparison(records, a, b, subset, metric=metric)
             except ValueError:
                 continue
             row[label] = f"{100 * c.mean_diff:+.2f} [{100 * c.ci_low:+.2f}, {100 * c.ci_high:+.2f}]"

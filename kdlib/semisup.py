@@ -197,7 +197,7 @@ def vision_semisup_task(
     flat = {name: x.flatten(1) for name, x in inputs.items()}
     y = {name: torch.tensor(np.asarray(v)) for name, v in labels.items()}
     return SemiSupervisedTask(
-        name=f"{dataset} |L|={n_labelled}" + ("" if teacher is None else f" ({teacher.name})"), dataset=dataset, n_labelled=n_labelled, seed=seed,
+        name=f"{dataset} |L|={n_labelled}" + ("" if teacher is None else f" (teacher {teacher.name})"), dataset=dataset, n_labelled=n_labelled, seed=seed,
         classes=train.classes, x_labelled=flat["L"], y_labelled=y["L"], x_unlabelled=flat["U"], y_unlabelled=y["U"], teacher_unlabelled=entry["probs"]["U"],
         x_val=flat["V"], y_val=y["V"], teacher_val=entry["probs"]["V"], x_test=flat["test"], y_test=y["test"], teacher_test=entry["probs"]["test"],
         teacher_seconds=entry["seconds"],

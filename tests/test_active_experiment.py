@@ -15,7 +15,7 @@ def _state(teacher_error=0.0, n=40, budget=5, seed=0):
     g = torch.Generator().manual_seed(seed)
     probs = torch.softmax(3 * torch.randn(n, 3, generator=g), 1)
     right = torch.rand(n, generator=g) < 0.7
-    return active.RoundState(probs, budget, teacher_error, right, lambda margin: 0.5 + margin / 2)
+    return active.RoundState(probs, budget, teacher_error, right, lambda margin: 0.5 + margin / 2, torch.rand(n, generator=g))
 
 
 def test_rad_without_teacher_mistakes_is_margin_sampling():

@@ -4,7 +4,8 @@ Per (task, seed): every strategy starts from the student trained on L alone. Eac
 of the pool U with its own current student, the teacher's soft labels of every point queried so far join L, and its
 student is retrained from scratch (all strategies of a round train as one stacked model: same initial weights, same
 batch order). Strategies only read the student, the validation set V and the round budget; the oracles also read
-whether the teacher is right on U (marked as such).
+whether the teacher is right on U, and one *privileged* variant reads the teacher's confidence on the whole pool
+(which a real active learner would have to pay queries for); both are marked as such.
 """
 
 from __future__ import annotations
@@ -19,10 +20,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdlib.cache import Cache
+from kdlib.experiments import unlabelled
+from kdlib.profiles import pick
+from kdlib.results import Record
 from kdlib.distill.active import depround, entropy_gain, margin_gain, rad_marginals
-from kdlib.distill.correctness import MonotoneCorrectness, top1_margin
-from kdlib.semisup import SemiSupervisedStudent, SemiSupervisedTask
+from kdlib.distill.correctness import CorrectnessCalibration, MonotoneCorrectness, top1_margin
+from kdlib.semisup import SemiSupervisedStudent, SemiSupervisedTask, noisy_teacher_recipe, vision_semisup_task
 from kdlib.stacked import StackedMLP, fit_stacked, rows, stacked_accuracy
+from kdlib.teachers import vision_teacher
+from kdlib.train import TrainConfig
 
 ACTIVE_VERSION = 1
 
@@ -36,6 +42,7 @@ class RoundState:
     teacher_error: float  # estimated on V: 1 - the teacher's validation accuracy
     teacher_right: torch.Tensor  # (n,) bool; oracles only
     right_given_student_margin: Callable[[torch.Tensor], torch.Tensor]  # P(teacher right | student margin), fitted on V
+    right_given_teacher_margin: torch.Tensor  # (n,) P(teacher right | its own margin), fitted on V; privileged
 
     @property
     def mistakes(self) -> int:
@@ -78,19 +85,17 @@ def rad_true_m(state: RoundState, rng: np.random.Generator) -> np.ndarray:
     return _rad(gains, mistakes, state, rng)
 
 
-def _expected_gains(state: RoundState) -> torch.Tensor:
-    """Margin gain times the estimated probability that the teacher labels the point right."""
-    return margin_gain(state.student_probs) * state.right_given_student_margin(top1_margin(state.student_probs))
+def rad_student_correctness(state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    """The game on expected gains: a point is worth its margin gain times P(teacher right | the student's margin),
+    an isotonic fit on V that needs no teacher query on the pool; m as in RAD."""
+    right = state.right_given_student_margin(top1_margin(state.student_probs))
+    return _rad(margin_gain(state.student_probs) * right, state.mistakes, state, rng)
 
 
-def rad_correctness(state: RoundState, rng: np.random.Generator) -> np.ndarray:
-    """The game on expected gains: a point is worth its uncertainty times P(teacher right), m as in RAD."""
-    return _rad(_expected_gains(state), state.mistakes, state, rng)
-
-
-def margin_correctness(state: RoundState, rng: np.random.Generator) -> np.ndarray:
-    """Greedy on expected gains (the game with m = 0)."""
-    return _top(_expected_gains(state), state.budget)
+def rad_teacher_correctness(state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    """As :func:`rad_student_correctness` with P(teacher right | the teacher's own margin), notebook 02's calibrated
+    alpha: it reads the teacher's output on every pool point (privileged: that costs queries in practice)."""
+    return _rad(margin_gain(state.student_probs) * state.right_given_teacher_margin, state.mistakes, state, rng)
 
 
 def oracle_margin(state: RoundState, rng: np.random.Generator) -> np.ndarray:
@@ -105,8 +110,8 @@ STRATEGIES: dict[str, Strategy] = {
     "entropy": entropy,
     "RAD": rad,
     "RAD, true m": rad_true_m,
-    "RAD + correctness": rad_correctness,
-    "margin x correctness": margin_correctness,
+    "RAD + student-side correctness": rad_student_correctness,
+    "RAD + teacher confidence (privileged)": rad_teacher_correctness,
     "oracle (skip teacher mistakes)": oracle_margin,
 }
 
@@ -173,6 +178,7 @@ def _run(task: SemiSupervisedTask, strategies: list[str], protocol: ActiveProtoc
     teacher_right = task.teacher_unlabelled.argmax(1) == task.y_unlabelled
     teacher_right_val = task.teacher_val.argmax(1) == task.y_val
     teacher_error = 1.0 - teacher_right_val.float().mean().item()
+    right_given_teacher_margin = CorrectnessCalibration(task.teacher_val, task.y_val)(task.teacher_unlabelled)
     start = train_round(task, [np.zeros(0, dtype=int)], protocol.student, task.seed)
     probs_u = [start["probs_U"][0]] * len(strategies)
     probs_v = [start["probs_V"][0]] * len(strategies)
@@ -184,7 +190,8 @@ def _run(task: SemiSupervisedTask, strategies: list[str], protocol: ActiveProtoc
         for m, name in enumerate(strategies):
             candidates = np.setdiff1d(np.arange(len(task.y_unlabelled)), queried[m])
             calibration = MonotoneCorrectness(top1_margin(probs_v[m]), teacher_right_val)
-            state = RoundState(probs_u[m][candidates], protocol.budget, teacher_error, teacher_right[candidates], calibration)
+            state = RoundState(probs_u[m][candidates], protocol.budget, teacher_error, teacher_right[candidates], calibration,
+                               right_given_teacher_margin[candidates])
             chosen = candidates[STRATEGIES[name](state, rng)]
             if len(chosen) != protocol.budget or len(np.intersect1d(chosen, queried[m])):
                 raise RuntimeError(f"strategy {name!r} returned {len(chosen)} points (budget {protocol.budget}) or repeated a query")
@@ -210,3 +217,46 @@ def error_by_uncertainty(task: SemiSupervisedTask, student_probs: torch.Tensor, 
     decile = pd.qcut(pd.Series(gain).rank(method="first"), bins, labels=list(range(1, bins + 1)))
     frame = pd.DataFrame({"decile": decile.astype(int), "teacher wrong": wrong})
     return frame.groupby("decile").mean().reset_index().assign(task=task.name, seed=task.seed)
+
+
+# --- the notebook's settings --------------------------------------------------------------------------------------
+# (dataset, |L|, teacher): "noisy" is the harness's teacher trained on L alone (notebooks 02-03), "clean" the shared
+# teacher trained on the whole training set
+SETTINGS = {
+    "quick": [("fashion_mnist", 100, "noisy"), ("fashion_mnist", 100, "clean")],
+    "full": [("fashion_mnist", 100, "noisy"), ("cifar10", 4000, "noisy"), ("fashion_mnist", 100, "clean")],
+}
+PROTOCOL = {
+    "quick": dict(rounds=3, budget=50, train=TrainConfig(epochs=6, batch_size=128, lr=3e-3, patience=3, cosine=True)),
+    "full": dict(rounds=10, budget=300, train=TrainConfig(epochs=20, batch_size=128, lr=3e-3, patience=5, cosine=True)),
+}
+
+
+def protocol(profile: str) -> ActiveProtocol:
+    """Rounds, budget per round and the student (the 64-unit MLP of notebooks 02-03) of ``profile``."""
+    chosen = pick(profile, PROTOCOL)
+    return ActiveProtocol(chosen["rounds"], chosen["budget"], SemiSupervisedStudent(hidden=64, train=chosen["train"]))
+
+
+def make_task(dataset: str, n_labelled: int, teacher: str, seed: int, profile: str) -> SemiSupervisedTask:
+    """The harness's (dataset, |L|, seed) task of ``profile`` with its noisy teacher, or with the clean shared teacher."""
+    if teacher == "noisy":
+        return unlabelled.make_task(dataset, n_labelled, seed, profile)
+    if teacher != "clean":
+        raise ValueError(f"teacher must be 'noisy' or 'clean', got {teacher!r}")
+    return vision_semisup_task(
+        dataset, n_labelled, n_unlabelled=pick(profile, unlabelled.POOL)[dataset], seed=seed, n_validation=pick(profile, unlabelled.VALIDATION),
+        recipe=noisy_teacher_recipe(dataset, profile), teacher=vision_teacher(dataset, profile),
+    )
+
+
+def to_records(rounds: pd.DataFrame) -> list[Record]:
+    """Per (task, strategy, seed): the mean test accuracy over rounds 1..R (the area under the accuracy-vs-queries
+    curve, per round), the final test accuracy, and the teacher's error rate among all the points queried."""
+    queried = rounds[rounds["round"] > 0]
+    out = []
+    for (task, strategy, seed), group in queried.groupby(["task", "strategy", "seed"], sort=False):
+        last = group[group["round"] == group["round"].max()].iloc[0]
+        values = {"mean_test_accuracy": group.test_accuracy.mean(), "final_test_accuracy": last.test_accuracy, "teacher_error_queried": last.teacher_error_queried}
+        out += [Record(task, strategy, "-", int(seed), metric, float(value)) for metric, value in values.items()]
+    return out
