@@ -61,3 +61,21 @@ class VanillaKD:
         if self.alpha < 1.0:
             loss = loss + (1.0 - self.alpha) * masked_cross_entropy(student_logits, labels)
         return loss
+
+
+@register_objective("kd_sum")
+class SumKD:
+    """Vanilla KD as the VanillaKD paper runs it (Hao et al. 2023): ``ce_weight * CE(y, s) + kd_weight * T^2 *
+    KL(softmax(t/T) || softmax(s/T))`` with T = 1 and both weights 1 by default (the teacher sees the student's
+    augmented input; that is the caller's job)."""
+
+    def __init__(self, temperature: float = 1.0, kd_weight: float = 1.0, ce_weight: float = 1.0) -> None:
+        if temperature <= 0 or kd_weight < 0 or ce_weight < 0:
+            raise ValueError(f"need temperature > 0 and non-negative weights, got T={temperature}, kd_weight={kd_weight}, ce_weight={ce_weight}")
+        self.temperature, self.kd_weight, self.ce_weight = temperature, kd_weight, ce_weight
+
+    def __call__(self, student_logits, labels, teacher_logits):
+        check_logits(student_logits, labels, teacher_logits)
+        t = self.temperature
+        soft = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1), reduction="batchmean", log_target=True)
+        return self.kd_weight * t * t * soft + self.ce_weight * masked_cross_entropy(student_logits, labels)
