@@ -61,3 +61,15 @@ def test_dist_of_identical_logits_is_zero_and_positive_otherwise():
     assert get_objective("dist", ce_weight=0.0)(T + 3.0, Y, T).item() == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="non-negative"):
         get_objective("dist", beta=-1.0)
+
+
+def test_soft_labels_are_accepted_by_every_objective():
+    soft = F.one_hot(Y, 3).float()
+    for name in ("ce", "kd_sum", "dkd", "dist"):
+        objective = get_objective(name)
+        assert objective(S, soft, T).item() == pytest.approx(objective(S, Y, T).item(), rel=1e-6), name
+    mixed = 0.7 * soft + 0.3 * F.one_hot(Y.roll(1), 3).float()
+    expected = 0.7 * F.cross_entropy(S, Y) + 0.3 * F.cross_entropy(S, Y.roll(1))
+    assert get_objective("ce")(S, mixed, T).item() == pytest.approx(expected.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="soft"):
+        get_objective("ce")(S, torch.zeros(3, 4), T)

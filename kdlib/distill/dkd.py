@@ -6,7 +6,8 @@ KD's KL splits into a target-class term and a non-target term (the paper's Eq. 5
     TCKD = KL([p_t[y], 1 - p_t[y]] || [p_s[y], 1 - p_s[y]]),   NCKD = KL(p_t[not y] || p_s[not y]) (renormalised),
 
 and DKD weights the two independently: ``CE(y, s) + T^2 (alpha * TCKD + beta * NCKD)``, with the repository's
-defaults alpha = 1, beta = 2, T = 1. Examples without a label (-1) use the teacher's argmax as their target class.
+defaults alpha = 1, beta = 2, T = 1. Examples without a label (-1) use the teacher's argmax as their target class,
+soft (mixed) labels their argmax, as the repository does under mixup.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class DecoupledKD:
 
     def __call__(self, student_logits, labels, teacher_logits):
         check_logits(student_logits, labels, teacher_logits)
-        target = torch.where(labels >= 0, labels, teacher_logits.argmax(1))
+        target = labels.argmax(1) if labels.ndim == 2 else torch.where(labels >= 0, labels, teacher_logits.argmax(1))
         tckd, nckd = decoupled_terms(student_logits, teacher_logits, target, self.temperature)
         loss = self.temperature**2 * (self.alpha * tckd + self.beta * nckd).mean()
         return loss + self.ce_weight * masked_cross_entropy(student_logits, labels) if self.ce_weight else loss

@@ -9,17 +9,20 @@ from kdlib.distill.registry import register_objective
 
 
 def check_logits(student_logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor | None) -> None:
-    """Raise a clear error on mismatched shapes."""
+    """Raise a clear error on mismatched shapes. Labels are class indices (N,) or soft targets (N, C), e.g. mixup's."""
     if student_logits.ndim != 2:
         raise ValueError(f"student logits must be (N, C), got shape {tuple(student_logits.shape)}")
-    if labels.shape != student_logits.shape[:1]:
-        raise ValueError(f"labels must be (N,) = ({student_logits.shape[0]},), got shape {tuple(labels.shape)}")
+    if labels.shape != student_logits.shape[:1] and labels.shape != student_logits.shape:
+        raise ValueError(f"labels must be (N,) = ({student_logits.shape[0]},) or soft (N, C), got shape {tuple(labels.shape)}")
     if teacher_logits is not None and teacher_logits.shape != student_logits.shape:
         raise ValueError(f"teacher logits {tuple(teacher_logits.shape)} and student logits {tuple(student_logits.shape)} differ in shape")
 
 
 def masked_cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the labelled examples (``labels >= 0``); zero if there are none."""
+    """Mean cross-entropy over the labelled examples (``labels >= 0``; zero if there are none), or against soft
+    targets (N, C)."""
+    if labels.ndim == 2:
+        return -(labels * F.log_softmax(student_logits, dim=1)).sum(1).mean()
     labelled = labels >= 0
     if not labelled.any():
         return student_logits.sum() * 0.0

@@ -81,3 +81,28 @@ def random_flip_crop(x: torch.Tensor, generator: torch.Generator, padding: int =
     cols = (dx.view(-1, 1) + torch.arange(w).view(1, -1))  # (n, w)
     batch = torch.arange(n).view(-1, 1, 1)
     return padded.permute(0, 2, 3, 1)[batch, rows.unsqueeze(2), cols.unsqueeze(1)].permute(0, 3, 1, 2).contiguous()
+
+
+def mixup_cutmix(x: torch.Tensor, targets: torch.Tensor, rng: np.random.Generator, mixup_alpha: float = 0.2, cutmix_alpha: float = 1.0,
+                 switch_prob: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """timm-style batch mixing: with probability ``switch_prob`` CutMix, else Mixup; each example is mixed with the
+    batch in reverse order. Returns the mixed images and the mixed soft targets (N, C), weighted by the pixel share."""
+    if targets.ndim != 2 or len(targets) != len(x):
+        raise ValueError(f"targets must be soft or one-hot (N, C) for N = {len(x)}, got shape {tuple(targets.shape)}")
+    if mixup_alpha <= 0 or cutmix_alpha <= 0 or not 0 <= switch_prob <= 1:
+        raise ValueError(f"need positive alphas and a switch probability in [0, 1], got {mixup_alpha}, {cutmix_alpha}, {switch_prob}")
+    partner_x, partner_t = x.flip(0), targets.flip(0)
+    if rng.random() < switch_prob:
+        lam = float(rng.beta(cutmix_alpha, cutmix_alpha))
+        h, w = x.shape[-2:]
+        cut_h, cut_w = int(h * np.sqrt(1 - lam)), int(w * np.sqrt(1 - lam))
+        cy, cx = int(rng.integers(h)), int(rng.integers(w))
+        top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
+        left, right = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
+        mixed = x.clone()
+        mixed[..., top:bottom, left:right] = partner_x[..., top:bottom, left:right]
+        lam = 1 - (bottom - top) * (right - left) / (h * w)
+    else:
+        lam = float(rng.beta(mixup_alpha, mixup_alpha))
+        mixed = lam * x + (1 - lam) * partner_x
+    return mixed, lam * targets + (1 - lam) * partner_t
