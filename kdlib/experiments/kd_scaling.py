@@ -25,7 +25,7 @@ from kdlib.models.stacked_cnn import StackedCNN
 from kdlib.models.vision import mixup_cutmix
 from kdlib.results import Record
 from kdlib.teachers import Teacher, image_inputs, vision_teacher
-from kdlib.train import epoch_batches, optimizer_step, set_seed
+from kdlib.train import epoch_batches, optimizer_step, predict_outputs, set_seed
 
 SCALING_VERSION = 1
 
@@ -107,6 +107,8 @@ def _train(dataset: str, fraction: float, recipe: Recipe, seed: int, run: Scalin
     generator, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
     padding = 4 if x.shape[-1] >= 32 else 2
     teacher.model.eval()
+    fixed_inputs = not (recipe.flip_crop or recipe.mix)
+    teacher_all = predict_outputs(teacher.model, x) if fixed_inputs else None  # without augmentation, once for all steps
     rows, step, start = [], 0, time.perf_counter()
     bar = tqdm(total=run.evals[-1], desc=f"{dataset} {fraction:g} {recipe.name} s{seed}", leave=False)
     while step < run.evals[-1]:
@@ -116,8 +118,11 @@ def _train(dataset: str, fraction: float, recipe: Recipe, seed: int, run: Scalin
                 batch = random_flip_crop(batch, generator, padding)
             if recipe.mix:
                 batch, labels = mixup_cutmix(batch, nn.functional.one_hot(labels, num_classes).float(), rng)
-            with torch.no_grad():
-                teacher_logits = teacher.model(batch)
+            if fixed_inputs:
+                teacher_logits = teacher_all[idx]
+            else:
+                with torch.no_grad():
+                    teacher_logits = teacher.model(batch)
             logits = model(batch)
             optimizer_step(optimizer, None, sum(objective(logits[m], labels, teacher_logits) for m, objective in enumerate(objectives)))
             step += 1
