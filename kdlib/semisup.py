@@ -242,7 +242,7 @@ def train_students(
     """
     from kdlib.distill.slam import slam_loss
     from kdlib.distill.weighted import debiasing_weight, distortion
-    from kdlib.stacked import StackedMLP, fit_stacked, rows, stacked_accuracy
+    from kdlib.stacked import StackedMLP, fit_stacked, stacked_accuracy, stacked_class_scores
 
     if not objectives:
         raise ValueError("no objectives to train")
@@ -285,9 +285,7 @@ def train_students(
         test = stacked_accuracy(model, task.x_test, task.y_test)
         out = [{"method": o.name, "val_accuracy": float(history.best_val_accuracy[m]), "test_accuracy": float(test[m])} for m, o in enumerate(objectives)]
         if debiased:
-            with torch.no_grad():
-                logits = torch.cat([model(rows(task.x_unlabelled, np.arange(i, min(i + 4096, n_u))))[debiased, ..., 0] for i in range(0, n_u, 4096)], 1)
-                ratio = distortion(logits, task.teacher_unlabelled)
+            ratio = distortion(stacked_class_scores(model, task.x_unlabelled)[debiased], task.teacher_unlabelled)
             for j, m in enumerate(debiased):
                 out[m]["unlabelled_weights"] = debiasing_weight(objectives[m].teacher_error, ratio[j])  # the final student's weights
         return out

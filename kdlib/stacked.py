@@ -86,13 +86,18 @@ class StackedHistory:
 
 
 @torch.no_grad()
-def stacked_predict(model: StackedMLP, x: Inputs, batch_size: int = 2048) -> torch.Tensor:
-    """Predicted classes (M, N) of every student."""
+def stacked_class_scores(model: StackedMLP, x: Inputs, batch_size: int = 2048) -> torch.Tensor:
+    """Class scores (M, N, C) of every student (its logits when each class has one slot), in eval mode."""
     was_training = model.training
     model.eval()
-    out = torch.cat([class_scores(model(rows(x, np.arange(i, min(i + batch_size, x.shape[0]))))).argmax(-1) for i in range(0, x.shape[0], batch_size)], 1)
+    out = torch.cat([class_scores(model(rows(x, np.arange(i, min(i + batch_size, x.shape[0]))))) for i in range(0, x.shape[0], batch_size)], 1)
     model.train(was_training)
     return out
+
+
+def stacked_predict(model: StackedMLP, x: Inputs, batch_size: int = 2048) -> torch.Tensor:
+    """Predicted classes (M, N) of every student."""
+    return stacked_class_scores(model, x, batch_size).argmax(-1)
 
 
 def stacked_accuracy(model: StackedMLP, x: Inputs, y: torch.Tensor) -> np.ndarray:

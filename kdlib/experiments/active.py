@@ -26,7 +26,7 @@ from kdlib.results import Record
 from kdlib.distill.active import depround, entropy_gain, margin_gain, rad_marginals
 from kdlib.distill.correctness import CorrectnessCalibration, MonotoneCorrectness, top1_margin
 from kdlib.semisup import SemiSupervisedStudent, SemiSupervisedTask, noisy_teacher_recipe, vision_semisup_task
-from kdlib.stacked import StackedMLP, fit_stacked, rows, stacked_accuracy
+from kdlib.stacked import StackedMLP, fit_stacked, stacked_accuracy, stacked_class_scores
 from kdlib.teachers import vision_teacher
 from kdlib.train import TrainConfig
 
@@ -151,9 +151,7 @@ def train_round(task: SemiSupervisedTask, queried: list[np.ndarray], student: Se
 
     model = StackedMLP(x.shape[1], student.hidden, c, [1] * len(queried), seed)
     history = fit_stacked(model, loss, x, val=(task.x_val, task.y_val), config=student.train, seed=seed, progress=False)
-    with torch.no_grad():
-        probs = {name: torch.softmax(torch.cat([model(rows(x_all, np.arange(i, min(i + 4096, len(x_all)))))[..., 0] for i in range(0, len(x_all), 4096)], 1), -1)
-                 for name, x_all in (("U", task.x_unlabelled), ("V", task.x_val))}
+    probs = {name: torch.softmax(stacked_class_scores(model, x_all), -1) for name, x_all in (("U", task.x_unlabelled), ("V", task.x_val))}
     return {"val_accuracy": history.best_val_accuracy, "test_accuracy": stacked_accuracy(model, task.x_test, task.y_test), "probs_U": probs["U"], "probs_V": probs["V"]}
 
 
