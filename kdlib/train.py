@@ -66,11 +66,12 @@ def set_seed(seed: int) -> None:
 
 
 @torch.no_grad()
-def predict_outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """The model's raw outputs on ``x`` in eval mode, batched."""
+def predict_outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 1024, dim: int = 0) -> torch.Tensor:
+    """The model's raw outputs on ``x`` in eval mode, batched (batches joined along ``dim``: 1 for stacked students'
+    (M, N, C) outputs)."""
     was_training = model.training
     model.eval()
-    outputs = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]) if len(x) else torch.empty(0)
+    outputs = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)], dim) if len(x) else torch.empty(0)
     model.train(was_training)
     return outputs
 

@@ -19,12 +19,16 @@ def top1_margin(teacher_probs: torch.Tensor) -> torch.Tensor:
     return top2[:, 0] - top2[:, 1]
 
 
+def _check_validation(n_examples: int, n_labels: int) -> None:
+    if n_examples == 0 or n_examples != n_labels:
+        raise ValueError(f"need a non-empty validation set with one label per example, got {n_examples} and {n_labels}")
+
+
 class MonotoneCorrectness:
     """P(correct | score) as a non-decreasing function of a score, fitted by isotonic regression, clipped to [floor, 1]."""
 
     def __init__(self, scores: torch.Tensor, correct: torch.Tensor, floor: float = 0.0) -> None:
-        if len(scores) == 0 or len(scores) != len(correct):
-            raise ValueError(f"need a non-empty validation set with one label per example, got {len(scores)} and {len(correct)}")
+        _check_validation(len(scores), len(correct))
         if not 0 <= floor <= 1:
             raise ValueError(f"floor must lie in [0, 1], got {floor}")
         self.floor = floor
@@ -46,8 +50,7 @@ class CorrectnessCalibration(MonotoneCorrectness):
 
     def __init__(self, teacher_probs_val: torch.Tensor, labels_val: torch.Tensor, floor: float | None = None) -> None:
         labels_val = torch.as_tensor(labels_val)
-        if len(teacher_probs_val) == 0 or len(teacher_probs_val) != len(labels_val):
-            raise ValueError(f"need a non-empty validation set with one label per example, got {len(teacher_probs_val)} and {len(labels_val)}")
+        _check_validation(len(teacher_probs_val), len(labels_val))
         if len(labels_val.unique()) < 2:
             raise ValueError(f"the validation set holds a single class ({int(labels_val[0])}); it cannot measure the teacher's errors")
         correct = teacher_probs_val.argmax(1) == labels_val

@@ -29,6 +29,12 @@ def masked_cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> 
     return F.cross_entropy(student_logits[labelled], labels[labelled])
 
 
+def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T^2 * mean_batch KL(softmax(t/T) || softmax(s/T))``: the soft term of knowledge distillation."""
+    t = temperature
+    return t * t * F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1), reduction="batchmean", log_target=True)
+
+
 @register_objective("ce")
 class LabelCrossEntropy:
     """The student alone: cross-entropy on the true labels, the teacher ignored."""
@@ -56,11 +62,7 @@ class VanillaKD:
 
     def __call__(self, student_logits, labels, teacher_logits):
         check_logits(student_logits, labels, teacher_logits)
-        t = self.temperature
-        soft = F.kl_div(
-            F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1), reduction="batchmean", log_target=True
-        )
-        loss = self.alpha * t * t * soft
+        loss = self.alpha * soft_kl(student_logits, teacher_logits, self.temperature)
         if self.alpha < 1.0:
             loss = loss + (1.0 - self.alpha) * masked_cross_entropy(student_logits, labels)
         return loss
@@ -79,6 +81,4 @@ class SumKD:
 
     def __call__(self, student_logits, labels, teacher_logits):
         check_logits(student_logits, labels, teacher_logits)
-        t = self.temperature
-        soft = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1), reduction="batchmean", log_target=True)
-        return self.kd_weight * t * t * soft + self.ce_weight * masked_cross_entropy(student_logits, labels)
+        return self.kd_weight * soft_kl(student_logits, teacher_logits, self.temperature) + self.ce_weight * masked_cross_entropy(student_logits, labels)

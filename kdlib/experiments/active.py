@@ -25,6 +25,7 @@ from kdlib.profiles import pick
 from kdlib.results import Record
 from kdlib.distill.active import depround, entropy_gain, margin_gain, rad_marginals
 from kdlib.distill.correctness import CorrectnessCalibration, MonotoneCorrectness, top1_margin
+from kdlib.distill.slam import oracle_alpha
 from kdlib.semisup import SemiSupervisedStudent, SemiSupervisedTask, noisy_teacher_recipe, vision_semisup_task
 from kdlib.stacked import StackedMLP, fit_stacked, stacked_accuracy, stacked_class_scores
 from kdlib.teachers import vision_teacher
@@ -173,9 +174,9 @@ def run_active(task: SemiSupervisedTask, strategies: list[str], protocol: Active
 
 def _run(task: SemiSupervisedTask, strategies: list[str], protocol: ActiveProtocol) -> dict[str, pd.DataFrame]:
     rng = np.random.default_rng(task.seed)
-    teacher_right = task.teacher_unlabelled.argmax(1) == task.y_unlabelled
-    teacher_right_val = task.teacher_val.argmax(1) == task.y_val
-    teacher_error = 1.0 - teacher_right_val.float().mean().item()
+    teacher_right = unlabelled.oracle_correct(task).bool()
+    teacher_right_val = oracle_alpha(task.teacher_val, task.y_val).bool()
+    teacher_error = 1.0 - task.teacher_accuracy("val")
     right_given_teacher_margin = CorrectnessCalibration(task.teacher_val, task.y_val)(task.teacher_unlabelled)
     start = train_round(task, [np.zeros(0, dtype=int)], protocol.student, task.seed)
     probs_u = [start["probs_U"][0]] * len(strategies)
@@ -211,7 +212,7 @@ def _run(task: SemiSupervisedTask, strategies: list[str], protocol: ActiveProtoc
 def error_by_uncertainty(task: SemiSupervisedTask, student_probs: torch.Tensor, bins: int = 10) -> pd.DataFrame:
     """The teacher's error rate on U per decile of the student's margin gain (decile 10 = the most uncertain points)."""
     gain = margin_gain(student_probs).numpy()
-    wrong = (task.teacher_unlabelled.argmax(1) != task.y_unlabelled).float().numpy()
+    wrong = 1.0 - unlabelled.oracle_correct(task).numpy()
     decile = pd.qcut(pd.Series(gain).rank(method="first"), bins, labels=list(range(1, bins + 1)))
     frame = pd.DataFrame({"decile": decile.astype(int), "teacher wrong": wrong})
     return frame.groupby("decile").mean().reset_index().assign(task=task.name, seed=task.seed)

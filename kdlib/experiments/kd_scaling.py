@@ -136,14 +136,9 @@ def _train(dataset: str, fraction: float, recipe: Recipe, seed: int, run: Scalin
     return rows
 
 
-@torch.no_grad()
-def stacked_test_accuracy(model: StackedCNN, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2048) -> np.ndarray:
+def stacked_test_accuracy(model: StackedCNN, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     """Accuracy of every student of ``model`` on (x, y), in eval mode: (M,)."""
-    was_training = model.training
-    model.eval()
-    predictions = torch.cat([model(x[i : i + batch_size]).argmax(-1) for i in range(0, len(x), batch_size)], 1)
-    model.train(was_training)
-    return (predictions == y[None]).float().mean(1).numpy()
+    return (predict_outputs(model, x, dim=1).argmax(-1) == y[None]).float().mean(1).numpy()
 
 
 def experiment_name(dataset: str, fraction: float, recipe: str, step: int) -> str:

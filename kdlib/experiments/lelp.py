@@ -34,7 +34,7 @@ from kdlib.distill.subclass import assignment_targets, class_centroids, kmeans_c
 from kdlib.results import Record, per_seed_differences, welch_difference
 from kdlib.models import bag_of_tokens, build_vocabulary, cached_embeddings, load_tokenizer
 from kdlib.stacked import Inputs, StackedMLP, class_cross_entropy, fit_stacked, stacked_accuracy, subclass_cross_entropy
-from kdlib.teachers import LABEL_MAPS, Teacher, image_inputs, teacher_features, text_teacher, vision_teacher
+from kdlib.teachers import LABEL_MAPS, image_inputs, teacher_features, text_teacher, vision_teacher
 from kdlib.train import TrainConfig
 
 EXPERIMENT_VERSION = 1

@@ -14,6 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdlib.cache import Cache
+from kdlib.distill.slam import oracle_alpha
 from kdlib.profiles import pick
 from kdlib.results import Record, per_seed_differences, welch_difference
 from kdlib.semisup import (
@@ -77,7 +78,7 @@ def hard_labels(task: SemiSupervisedTask) -> torch.Tensor:
 
 def oracle_correct(task: SemiSupervisedTask) -> torch.Tensor:
     """1 where the teacher's top-1 on U is right, else 0 (reads U's true labels: for oracles only)."""
-    return (task.teacher_unlabelled.argmax(1) == task.y_unlabelled).float()
+    return oracle_alpha(task.teacher_unlabelled, task.y_unlabelled)
 
 
 def baseline_objectives(task: SemiSupervisedTask, thresholds: tuple[float, ...] = THRESHOLDS) -> list[UnlabelledObjective]:
