@@ -64,3 +64,32 @@ def accuracy_vs_labels(frame: pd.DataFrame, methods: Sequence[str], sizes: dict[
     g.set_axis_labels("labelled examples |L| (log scale)", "test accuracy (%)")
     g.figure.suptitle("Student accuracy vs labelled-set size (mean ± std over seeds)", y=1.03)
     return g
+
+
+def gap_bars(gaps: pd.DataFrame, x: str, order: Sequence[str], methods: Sequence[str], palette: dict) -> sns.FacetGrid:
+    """The VanillaKD paper's Fig. 1 redrawn: each method's accuracy minus vanilla KD's (pp), per ``x`` category
+    (e.g. data scale), one panel per dataset; bars are means over seeds, error bars ± std, dots the seeds."""
+    data = gaps[gaps.method.isin(methods) & gaps[x].isin(order)].assign(gap_pp=lambda f: 100 * f.gap)
+    if data.empty:
+        raise ValueError("no gaps to plot for these methods and categories")
+    g = sns.catplot(data=data, x=x, y="gap_pp", hue="method", order=list(order), hue_order=list(methods), palette=palette, col="dataset",
+                    kind="bar", errorbar="sd", alpha=0.8, height=3.4, aspect=1.25, sharey=False)
+    for ax in g.axes.flat:
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.tick_params(axis="x", rotation=20)
+    g.set_axis_labels("", "accuracy − vanilla KD (pp)")
+    return g
+
+
+def accuracy_vs_steps(frame: pd.DataFrame, col: str, col_order: Sequence[str], methods: Sequence[str], palette: dict) -> sns.FacetGrid:
+    """Test accuracy (%) against training steps (log scale), one line per method (mean ± std over seeds), panels
+    ``dataset`` × ``col``."""
+    data = frame[frame.method.isin(methods) & frame[col].isin(col_order)].assign(acc=lambda f: 100 * f.test_accuracy)
+    if data.empty:
+        raise ValueError("nothing to plot for these methods and panels")
+    g = sns.relplot(data=data, x="step", y="acc", hue="method", hue_order=list(methods), palette=palette, row="dataset", col=col,
+                    col_order=list(col_order), kind="line", marker="o", errorbar="sd", height=2.6, aspect=1.1, facet_kws={"sharey": "row"})
+    for ax in g.axes.flat:
+        ax.set_xscale("log")
+    g.set_axis_labels("training steps (log scale)", "test accuracy (%)")
+    return g
