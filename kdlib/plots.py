@@ -77,6 +77,7 @@ def gap_bars(gaps: pd.DataFrame, x: str, order: Sequence[str], methods: Sequence
     for ax in g.axes.flat:
         ax.axhline(0, color="black", linewidth=0.8)
         ax.tick_params(axis="x", rotation=20)
+    g.set_titles("{col_name}")
     g.set_axis_labels("", "accuracy − vanilla KD (pp)")
     return g
 
@@ -89,7 +90,11 @@ def accuracy_vs_steps(frame: pd.DataFrame, col: str, col_order: Sequence[str], m
         raise ValueError("nothing to plot for these methods and panels")
     g = sns.relplot(data=data, x="step", y="acc", hue="method", hue_order=list(methods), palette=palette, row="dataset", col=col,
                     col_order=list(col_order), kind="line", marker="o", errorbar="sd", height=2.6, aspect=1.1, facet_kws={"sharey": "row"})
+    steps = sorted(data.step.unique())
     for ax in g.axes.flat:
         ax.set_xscale("log")
+        ax.set_xticks(steps, [str(s) for s in steps])
+        ax.minorticks_off()
+    g.set_titles("{row_name}, {col_name}")
     g.set_axis_labels("training steps (log scale)", "test accuracy (%)")
     return g
