@@ -165,3 +165,14 @@ def test_invalid_architectures_are_never_feasible():
     for strategy in ("layernas", "random", "evolution"):
         result = search(space, strategy, budget=10, seed=0)
         assert (1, 0) not in result.history_archs and result.arch == (1, 1)
+
+
+def test_an_invalid_base_falls_back_to_the_nearest_valid_architecture():
+    layers = [Layer("a", ("x", "y", "z")), Layer("b", ("x", "y"))]
+    costs = np.array([[np.inf, 1.0], [2.0, 8.0], [3.0, 9.0]])  # per layer the cheapest options are (x, x): invalid
+    space = table_space("holes", layers, costs, np.zeros((3, 2)), np.zeros((3, 2)), "cost")
+    assert space.base_arch("cheapest") == (0, 1)  # agrees on one layer, and is the cheapest such architecture
+    costs[0, 1] = np.inf
+    space = table_space("holes", layers, costs, np.zeros((3, 2)), np.zeros((3, 2)), "cost")
+    assert space.base_arch("cheapest") == (1, 0)
+    assert search(space, "layernas", budget=10, base="cheapest").n_evaluations > 0

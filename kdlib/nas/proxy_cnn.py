@@ -95,8 +95,8 @@ class ProxyRecipe:
 
 
 SETTINGS = {
-    "quick": (CNNSpaceSpec(widths=(16, 24, 32), strides=(2, 2, 1), options=("e1_k3", "e3_k5")), ProxyRecipe(n_train=600, n_val=500, epochs=1)),
-    "full": (CNNSpaceSpec(), ProxyRecipe(n_train=2000, n_val=2000, epochs=3)),
+    "quick": (CNNSpaceSpec(widths=(16, 24, 32), strides=(2, 2, 1), options=("e1_k3", "e3_k5")), ProxyRecipe(n_train=1000, n_val=500, epochs=2)),
+    "full": (CNNSpaceSpec(), ProxyRecipe(n_train=1500, n_val=1500, epochs=3)),
 }
 
 
@@ -198,7 +198,8 @@ def train_proxy(spec: CNNSpaceSpec, recipe: ProxyRecipe, arch: Arch) -> dict:
 
 
 def proxy_cnn_space(profile: str, cache: Cache | None = None) -> SearchSpace:
-    """The CNN space of ``profile`` (quick: 3 blocks x 2 options, 1 epoch; full: 4 blocks x 4 options, 3 epochs).
+    """The CNN space of ``profile`` (quick: 3 blocks x 2 options, 2 epochs on 1,000 images;
+    full: 4 blocks x 4 options, 3 epochs on 1,500 images).
 
     Every evaluation trains the architecture (or reads it from the cache: namespace ``nas_proxy_cnn``).
     """

@@ -148,7 +148,9 @@ class SearchSpace:
         """The architecture whose layers LayerNAS has not searched yet hold.
 
         ``"largest"``: each layer's option with the highest mean cost over the valid architectures (the widest,
-        most expressive choice); ``"cheapest"``: the lowest. Ties go to the first option.
+        most expressive choice); ``"cheapest"``: the lowest. Ties go to the first option. If that combination is not
+        a valid architecture (e.g. NAS-Bench-Graph's all-``skip`` network), the valid architecture that agrees with it
+        on the most layers (then the dearest, resp. cheapest, of those).
         """
         if policy not in BASE_POLICIES:
             raise ValueError(f"base policy must be one of {BASE_POLICIES}, got {policy!r}")
@@ -158,7 +160,13 @@ class SearchSpace:
             others = tuple(a for a in range(len(self.layers)) if a != axis)
             mean = finite.sum(axis=others) / np.maximum(self._valid.sum(axis=others), 1)
             arch.append(int(np.argmax(mean) if policy == "largest" else np.argmin(mean)))
-        return tuple(arch)
+        if self._valid[tuple(arch)]:
+            return tuple(arch)
+        candidates = self.all_archs()
+        agree = np.array([sum(a == b for a, b in zip(c, arch)) for c in candidates])
+        costs = np.array([self.costs[c] for c in candidates])
+        order = np.lexsort((-costs if policy == "largest" else costs, -agree))
+        return candidates[int(order[0])]
 
     def describe(self, arch: Sequence[int]) -> str:
         """``layer=option`` pairs, e.g. ``"e1=nor_conv_3x3 e2=skip ..."``."""
