@@ -334,3 +334,10 @@ def front_table(scores: pd.DataFrame) -> pd.DataFrame:
         cells = [f"{m:.2f} ± {0.0 if np.isnan(s) else s:.2f}" for m, s in zip(stats["mean"], stats["std"])]
         columns[title] = pd.Series(cells, index=stats.index).unstack("strategy").rename(columns=LABELS)[[LABELS[s] for s in STRATEGIES]]
     return pd.concat(columns, axis=1)
+
+
+def table_versions() -> dict[str, str]:
+    """Versions of the wheels that ship the benchmark tables (for the results file)."""
+    from importlib.metadata import version
+
+    return {package: version(package) for package in ("analog-nasbench", "nas-bench-graph")}
