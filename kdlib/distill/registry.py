@@ -11,32 +11,18 @@ from typing import Callable, Protocol
 
 import torch
 
+from kdlib.registry import Registry
+
 
 class Objective(Protocol):
     def __call__(self, student_logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor: ...
 
 
-_OBJECTIVES: dict[str, Callable[..., Objective]] = {}
-
-
-def register_objective(name: str) -> Callable[[Callable[..., Objective]], Callable[..., Objective]]:
-    """Class or factory decorator: make ``name`` buildable with :func:`get_objective`."""
-
-    def decorator(factory: Callable[..., Objective]) -> Callable[..., Objective]:
-        if name in _OBJECTIVES:
-            raise ValueError(f"objective {name!r} is registered twice")
-        _OBJECTIVES[name] = factory
-        return factory
-
-    return decorator
-
-
-def available_objectives() -> list[str]:
-    return sorted(_OBJECTIVES)
+_OBJECTIVES: Registry[Callable[..., Objective]] = Registry("objective")
+register_objective = _OBJECTIVES.register  # class or factory decorator: make a name buildable with get_objective()
+available_objectives = _OBJECTIVES.names
 
 
 def get_objective(name: str, **params) -> Objective:
     """Build the objective ``name`` with ``params``; unknown names raise a ``ValueError`` listing the known ones."""
-    if name not in _OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}; available: {', '.join(available_objectives())}")
-    return _OBJECTIVES[name](**params)
+    return _OBJECTIVES.get(name)(**params)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
@@ -341,3 +342,34 @@ def table_versions() -> dict[str, str]:
     from importlib.metadata import version
 
     return {package: version(package) for package in ("analog-nasbench", "nas-bench-graph")}
+
+
+def front_figure(spaces: dict[str, SearchSpace], panels: Sequence[str], runs: pd.DataFrame, oracles: pd.DataFrame,
+                 front_points: pd.DataFrame, colours: dict) -> plt.Figure:
+    """Accuracy against cost, one panel per space: every architecture (grey; for a trained space only those within
+    its largest limit), the exhaustive front (black steps), each strategy's mean unconstrained front (coloured steps)
+    and constrained picks (dots), and the cost limits (dotted)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), squeeze=False)
+    for ax, name in zip(axes[0], panels):
+        space, fronts, picks = spaces[name], front_points[front_points.space == name], runs[runs.space == name]
+        cloud = space_points(space, None if len(fronts) else oracles[oracles.space == name].cost_limit.max())
+        ax.scatter(cloud.cost, 100 * cloud.test_accuracy, s=2, color="0.8", rasterized=True, label="all architectures")
+        if len(fronts):
+            oracle = fronts[fronts.strategy == "oracle"]
+            ax.step(oracle.cost_level, 100 * oracle.test_accuracy, where="post", color="black", lw=1.2, label="exhaustive front")
+            for strategy in STRATEGIES:
+                mean = fronts[fronts.strategy == strategy].groupby("cost_level").test_accuracy.mean()
+                ax.step(mean.index, 100 * mean, where="post", color=colours[LABELS[strategy]], lw=1.2, alpha=0.9)
+        for strategy in STRATEGIES:
+            chosen = picks[picks.strategy == strategy]
+            ax.scatter(chosen.cost, 100 * chosen.test_accuracy, s=28, color=colours[LABELS[strategy]], edgecolor="black", lw=0.4,
+                       label=LABELS[strategy], zorder=3)
+        for limit in picks.cost_limit.unique():
+            ax.axvline(limit, color="0.5", ls=":", lw=1)
+        ax.set_ylim(np.percentile(100 * cloud.test_accuracy, 20 if len(fronts) else 0), 100 * cloud.test_accuracy.max() + 0.5)
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+        ax.set_title(name)
+        ax.set_xlabel(space.cost_name)
+    axes[0, 0].set_ylabel("test accuracy (%)")
+    axes[0, 0].legend(loc="lower right", fontsize=8)
+    return fig

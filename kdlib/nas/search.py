@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from kdlib.nas.space import Arch, Evaluation, SearchSpace
+from kdlib.registry import Registry
 
 
 class StopSearch(Exception):
@@ -61,23 +62,9 @@ class Evaluator:
 
 
 Strategy = Callable[..., dict]
-_STRATEGIES: dict[str, Strategy] = {}
-
-
-def register_strategy(name: str) -> Callable[[Strategy], Strategy]:
-    """Decorator: make ``name`` usable in :func:`search`."""
-
-    def decorator(strategy: Strategy) -> Strategy:
-        if name in _STRATEGIES:
-            raise ValueError(f"strategy {name!r} is registered twice")
-        _STRATEGIES[name] = strategy
-        return strategy
-
-    return decorator
-
-
-def available_strategies() -> list[str]:
-    return sorted(_STRATEGIES)
+_STRATEGIES: Registry[Strategy] = Registry("strategy")
+register_strategy = _STRATEGIES.register  # decorator: make a name usable in search()
+available_strategies = _STRATEGIES.names
 
 
 @dataclass(frozen=True)
@@ -155,8 +142,7 @@ def search(
     Raises:
         ValueError: unknown strategy, budget not a positive integer, or a cost limit below the cheapest architecture.
     """
-    if strategy not in _STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; available: {', '.join(available_strategies())}")
+    run_strategy = _STRATEGIES.get(strategy)
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget <= 0:
         raise ValueError(f"budget must be a positive integer (distinct evaluations), got {budget!r}")
     limit = space.max_cost if cost_limit is None else float(cost_limit)
@@ -169,7 +155,7 @@ def search(
     start = time.perf_counter()
     info: dict = {}
     try:
-        info = _STRATEGIES[strategy](space, evaluator, limit, rng, **params) or {}
+        info = run_strategy(space, evaluator, limit, rng, **params) or {}
     except StopSearch as stop:
         info = {"stopped": str(stop)}
     seconds = time.perf_counter() - start
