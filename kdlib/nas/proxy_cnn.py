@@ -23,6 +23,7 @@ from torch import nn
 
 from kdlib.cache import Cache
 from kdlib.data import data_version, load, semi_supervised_split
+from kdlib.models.vision import images_to_tensor
 from kdlib.nas import cost
 from kdlib.nas.cost import Conv
 from kdlib.nas.space import Arch, Evaluation, Layer, SearchSpace
@@ -172,8 +173,7 @@ def proxy_data(n_train: int, n_val: int) -> ProxyData:
     mean, std = float(pixels.mean()), float(pixels.std())
 
     def tensor(images: np.ndarray) -> torch.Tensor:
-        x = (torch.tensor(images, dtype=torch.float32) / 255.0 - mean) / std
-        return x.unsqueeze(1).contiguous(memory_format=torch.channels_last)  # ~2x faster depthwise convs on CPU
+        return images_to_tensor(images, mean, std).contiguous(memory_format=torch.channels_last)  # ~2x faster depthwise convs on CPU
 
     return ProxyData(
         tensor(train.x[split.labelled]), torch.tensor(train.y[split.labelled]), tensor(train.x[split.validation]),
