@@ -13,7 +13,8 @@ Protocol (fixed before any run):
   validation-selected front in (linear cost, accuracy), normalised by the cost range, with the worst accuracy as
   reference. The **quantile front score** (shown beside it) is the mean of f(c) over 20 levels at the 5th, 10th, ...,
   100th percentiles of the space's costs, which weighs the cost range by how many architectures it holds.
-* **Evaluation count.** N against the bound |S_1| + sum_l min(kH, #prefixes)(|S_l| - 1) <= k·H·|S|·L and against
+* **Evaluation count.** LayerNAS's budget is the whole space, so its N is what the algorithm spends, never capped
+  by the bound it is checked against. N against the bound |S_1| + sum_l min(kH, #prefixes)(|S_l| - 1) <= k·H·|S|·L and against
   the size of the space, on the real spaces and on additive synthetic spaces of growing depth.
 """
 
@@ -33,7 +34,7 @@ from kdlib.nas.layernas import BASE_POLICY, H_BUCKETS, K_PER_BUCKET
 from kdlib.nas.search import SearchResult
 from kdlib.nas.space import SearchSpace
 from kdlib.profiles import pick
-from kdlib.results import Claim, Record, pooled_comparison
+from kdlib.results import Claim, Record, mean_std_table, pooled_comparison, to_frame
 
 LAYERNAS = {"H": H_BUCKETS, "k": K_PER_BUCKET, "base": BASE_POLICY}
 STRATEGIES = ("layernas", "random", "evolution")
@@ -85,7 +86,7 @@ def run_constrained(space: SearchSpace, quantiles: Sequence[float], seeds: Seque
         oracles.append({"space": space.name, "quantile": q, "cost_limit": limit, **{k: v for k, v in oracle.items() if k != "arch"},
                         "oracle_arch": space.describe(oracle["arch"])})
         for seed in tqdm(seeds, desc=f"{space.name} q={q}", disable=not progress, leave=False):
-            first = search(space, "layernas", evaluation_bound(space, params["H"], params["k"]), limit, seed, **params)
+            first = search(space, "layernas", space.size, limit, seed, **params)
             if first.n_evaluations == 0:
                 raise RuntimeError(f"LayerNAS evaluated nothing on {space.name} at cost limit {limit} ({params})")
             results = [first] + [search(space, s, first.n_evaluations, limit, seed) for s in STRATEGIES[1:]]
@@ -124,7 +125,7 @@ def run_front(space: SearchSpace, seeds: Sequence[int], layernas: dict | None = 
                        "test_accuracy": float(reports[ok[np.argmax(rewards[ok])]])})
     scores = []
     for seed in seeds:
-        first = search(space, "layernas", evaluation_bound(space, params["H"], params["k"]), None, seed, **params)
+        first = search(space, "layernas", space.size, None, seed, **params)
         for result in [first] + [search(space, s, first.n_evaluations, None, seed) for s in STRATEGIES[1:]]:
             front = result.front(levels)
             points += [{"space": space.name, "strategy": result.strategy, "seed": seed, "level": q, "cost_level": c, "test_accuracy": a}
@@ -141,7 +142,7 @@ def evaluation_counts(depths: Sequence[int], n_options: int, seeds: Sequence[int
     for depth in depths:
         for seed in seeds:
             space = additive_space(depth, n_options, seed=seed)
-            result = search(space, "layernas", evaluation_bound(space), space.cost_quantile(quantile), seed, **LAYERNAS)
+            result = search(space, "layernas", space.size, space.cost_quantile(quantile), seed, **LAYERNAS)
             rows.append({"layers": depth, "seed": seed, "space_size": space.size, "evaluations": result.n_evaluations,
                          "bound": evaluation_bound(space), "kH|S|L": coarse_bound(space),
                          "optimum_found": bool(np.isclose(result.report, exhaustive(space, result.cost_limit)["report"]))})
@@ -280,18 +281,18 @@ def experiment_name(space: str, quantile: float) -> str:
     return f"{space} @ q{int(round(100 * quantile))}"
 
 
-def results_table(runs: pd.DataFrame, oracles: pd.DataFrame) -> pd.DataFrame:
+def results_table(runs: pd.DataFrame, oracles: pd.DataFrame, records: Sequence[Record]) -> pd.DataFrame:
     """Per space and cost limit: N, each strategy's pick test accuracy (%, mean ± std over seeds), the oracle, and how
     often each strategy returned the oracle's accuracy."""
+    frame = to_frame(records)
+    accuracy = mean_std_table(frame[frame.metric == "test_accuracy"], index="experiment", columns="method")
     rows = []
     for (space, q), group in runs.groupby(["space", "quantile"], sort=False):
         oracle = oracles[(oracles.space == space) & np.isclose(oracles["quantile"], q)].iloc[0]
-        row = {"experiment": experiment_name(space, q), "cost limit": f"{oracle.cost_limit:.4g}", "feasible": int(oracle.n_feasible),
-               "N": f"{group[group.strategy == 'layernas'].evaluations.mean():.0f}"}
-        for strategy in STRATEGIES:
-            acc = 100 * group[group.strategy == strategy].test_accuracy
-            row[LABELS[strategy]] = f"{acc.mean():.2f} ± {acc.std(ddof=1) if len(acc) > 1 else 0.0:.2f}"
-        row["oracle"] = f"{100 * oracle.report:.2f}"
+        experiment = experiment_name(space, q)
+        row = {"experiment": experiment, "cost limit": f"{oracle.cost_limit:.4g}", "feasible": int(oracle.n_feasible),
+               "N": f"{group[group.strategy == 'layernas'].evaluations.mean():.0f}",
+               **{LABELS[s]: accuracy.loc[experiment, LABELS[s]] for s in STRATEGIES}, "oracle": f"{100 * oracle.report:.2f}"}
         hits = group.assign(hit=np.isclose(group.test_accuracy, oracle.report)).groupby("strategy").hit.agg(["sum", "count"])
         row["runs that found the oracle"] = ", ".join(f"{short} {int(hits.loc[s, 'sum'])}/{int(hits.loc[s, 'count'])}"
                                                       for short, s in zip(("LN", "RS", "RE"), STRATEGIES))
@@ -327,14 +328,12 @@ def ablation_table(ablation_runs: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
-def front_table(scores: pd.DataFrame) -> pd.DataFrame:
+def front_table(records: Sequence[Record]) -> pd.DataFrame:
     """Front area (pp above the space's worst accuracy) and quantile front score (%) per space and strategy, mean ± std."""
-    columns = {}
-    for metric, title in (("front_area", "front area (pp)"), ("front_quantile_score", "quantile front score (%)")):
-        stats = scores.groupby(["space", "strategy"], sort=False)[metric].agg(["mean", "std"]).mul(100)
-        cells = [f"{m:.2f} ± {0.0 if np.isnan(s) else s:.2f}" for m, s in zip(stats["mean"], stats["std"])]
-        columns[title] = pd.Series(cells, index=stats.index).unstack("strategy").rename(columns=LABELS)[[LABELS[s] for s in STRATEGIES]]
-    return pd.concat(columns, axis=1)
+    frame = to_frame(records)
+    order = [LABELS[s] for s in STRATEGIES]
+    return pd.concat({title: mean_std_table(frame[frame.metric == metric], index="setting", columns="method")[order]
+                      for metric, title in (("front_area", "front area (pp)"), ("front_quantile_score", "quantile front score (%)"))}, axis=1)
 
 
 def table_versions() -> dict[str, str]:
