@@ -149,21 +149,29 @@ class Cache:
         """Remove an entry if present."""
         shutil.rmtree(self.path(namespace, key), ignore_errors=True)
 
-    def get_or_compute(self, namespace: str, key_data: Any, compute: Callable[[], T]) -> T:
-        """Return the cached value for ``key_data``, computing and storing it on a miss.
-
-        A corrupt entry is reported with a warning, deleted and recomputed.
-        """
+    def lookup(self, namespace: str, key_data: Any) -> tuple[bool, Any]:
+        """``(True, value)`` for a cached ``key_data``, else ``(False, None)``; a corrupt entry is reported with a
+        warning, deleted and counts as missing."""
         key = fingerprint(key_data)
         try:
-            return self.load(namespace, key)
+            return True, self.load(namespace, key)
         except KeyError:
-            pass
+            return False, None
         except CorruptCacheEntry as error:
-            warnings.warn(f"{error}; rebuilding it", stacklevel=2)
+            warnings.warn(f"{error}; rebuilding it", stacklevel=3)
             self.delete(namespace, key)
-        value = compute()
-        self.save(namespace, key, value, description=_describe(key_data))
+            return False, None
+
+    def store(self, namespace: str, key_data: Any, value: Any) -> None:
+        """Save ``value`` under ``key_data`` (atomically, with a readable trace of the key)."""
+        self.save(namespace, fingerprint(key_data), value, description=_describe(key_data))
+
+    def get_or_compute(self, namespace: str, key_data: Any, compute: Callable[[], T]) -> T:
+        """Return the cached value for ``key_data``, computing and storing it on a miss."""
+        found, value = self.lookup(namespace, key_data)
+        if not found:
+            value = compute()
+            self.store(namespace, key_data, value)
         return value
 
 

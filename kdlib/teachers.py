@@ -1,12 +1,14 @@
-"""The shared teachers, trained once and cached: vision CNNs and text teachers (frozen encoder + MLP head).
+"""Every teacher, trained once and cached: vision CNNs and text teachers (frozen encoder + MLP head), on a dataset's
+training split or on a few labelled examples (the noisy teachers of the semi-supervised notebooks).
 
-A teacher is keyed by its recipe, its data's checksums and :data:`RECIPE_VERSION`; any change trains a new one.
-Teachers are trained on a fixed subset of the training split (``train_idx``) and selected on ``val_idx``;
-the rest of the training split stays free for transfer / unlabelled sets in the paper notebooks.
+A teacher is keyed by its recipe, its data's checksums (and, for a few-label teacher, its labelled indices and seed)
+and :data:`RECIPE_VERSION`; any change trains a new one. The shared teachers are trained on a fixed subset of the
+training split (``train_idx``) and selected on ``val_idx``; the rest stays free for transfer / unlabelled sets.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -19,12 +21,14 @@ from torch import nn
 
 from kdlib.cache import Cache, fingerprint
 from kdlib.data import data_version, load, semi_supervised_split, spec
-from kdlib.models import MLP, CNNConfig, SmallCNN, cached_embeddings, images_to_tensor, random_flip_crop
+from kdlib.distill import get_objective
+from kdlib.models import MLP, TEACHER_CNN, CNNConfig, SmallCNN, cached_embeddings, images_to_tensor
 from kdlib.models.encoders import encoder_spec
-from kdlib.profiles import check_profile
-from kdlib.train import TrainConfig, evaluate, fit, predict_outputs, set_seed
+from kdlib.models.vision import FlipCrop
+from kdlib.profiles import check_profile, pick
+from kdlib.train import TrainConfig, TrainSet, evaluate, fit, predict_outputs, set_seed
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 LABEL_MAPS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "fine": lambda y: y,
@@ -157,17 +161,16 @@ def vision_teacher(dataset: str, profile: str, labels: str = "fine", cache: Cach
         start = time.perf_counter()
         history = fit(
             model,
-            nn.functional.cross_entropy,
-            image_inputs(dataset, train.x[split.labelled]),
-            (torch.tensor(y_train[split.labelled]),),
+            get_objective("ce"),
+            TrainSet(image_inputs(dataset, train.x[split.labelled]), torch.tensor(y_train[split.labelled])),
             config=recipe.train,
             seed=0,
             val=(image_inputs(dataset, train.x[split.validation]), torch.tensor(y_train[split.validation])),
-            augment=random_flip_crop if recipe.augment else None,
+            transforms=[FlipCrop()] if recipe.augment else [],
             desc=f"teacher {dataset}",
         )
         test_accuracy = evaluate(model, image_inputs(dataset, test.x), torch.tensor(y_test))
-        return {"state": model.state_dict(), "val": history.best_val_accuracy, "test": test_accuracy, "seconds": time.perf_counter() - start}
+        return {"state": _cpu_state(model), "val": float(history.best_val_accuracy[0]), "test": test_accuracy, "seconds": time.perf_counter() - start}
 
     entry = cache.get_or_compute("teachers", key, train_teacher)
     model = SmallCNN(config)
@@ -256,11 +259,11 @@ def text_teacher(dataset: str, profile: str, encoder: str = "minilm-l6", cache: 
         model = MLP(encoder_spec(encoder).dim, len(classes), recipe.hidden)
         t0 = time.perf_counter()
         history = fit(
-            model, nn.functional.cross_entropy, x_train, (torch.tensor(splits.train_labels),),
+            model, get_objective("ce"), TrainSet(x_train, torch.tensor(splits.train_labels)),
             config=recipe.train, seed=0, val=(x_val, torch.tensor(splits.val_labels)), desc=f"teacher {dataset}",
         )
         test_accuracy = evaluate(model, x_test, torch.tensor(splits.test_labels))
-        return {"state": model.state_dict(), "val": history.best_val_accuracy, "test": test_accuracy, "seconds": time.perf_counter() - t0}
+        return {"state": _cpu_state(model), "val": float(history.best_val_accuracy[0]), "test": test_accuracy, "seconds": time.perf_counter() - t0}
 
     entry = cache.get_or_compute("teachers", key, train_head)
     model = MLP(encoder_spec(encoder).dim, len(classes), recipe.hidden)
@@ -272,11 +275,80 @@ def text_teacher(dataset: str, profile: str, encoder: str = "minilm-l6", cache: 
     )
 
 
-def teacher_logits(teacher: Teacher, inputs: torch.Tensor, cache: Cache | None = None) -> torch.Tensor:
-    """The teacher's logits on ``inputs`` (already preprocessed), cached by teacher and input content."""
+# --- teachers trained on a few labels -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FewLabelRecipe:
+    """A teacher trained on a few labelled examples L for about ``steps`` AdamW steps (at least ``min_epochs``),
+    without early stopping: like a teacher fitted to few labels in practice, it ends confident on L and noisy, and
+    overconfident, elsewhere."""
+
+    steps: int = 800
+    min_epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    augment: bool = True
+
+    def config(self, n_labelled: int) -> TrainConfig:
+        epochs = max(self.min_epochs, math.ceil(self.steps / math.ceil(n_labelled / self.batch_size)))
+        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, patience=None, cosine=True)
+
+
+def few_label_recipe(dataset: str, profile: str) -> FewLabelRecipe:
+    """The few-label vision teacher of a profile: about 800 steps in full, 60 in quick; flip/crop on CIFAR-10."""
+    steps, min_epochs = pick(profile, {"quick": (60, 2), "full": (800, 3)})
+    return FewLabelRecipe(steps=steps, min_epochs=min_epochs, augment=dataset == "cifar10")
+
+
+def few_label_vision_teacher(dataset: str, labelled: np.ndarray, recipe: FewLabelRecipe, seed: int, cache: Cache | None = None) -> nn.Module:
+    """The shared CNN architecture trained on the training-split examples ``labelled`` only (cached)."""
     cache = cache or Cache()
-    key = {"teacher": teacher.key, "inputs": inputs}
-    return cache.get_or_compute("teacher_logits", key, lambda: predict_outputs(teacher.model, inputs))
+    train = load(dataset, "train")
+    key = {"dataset": dataset, "data": data_version(dataset), "labelled": np.asarray(labelled), "recipe": recipe, "seed": seed, "version": RECIPE_VERSION}
+    config = CNNConfig(in_channels=1 if train.x.ndim == 3 else 3, num_classes=len(train.classes), **TEACHER_CNN)
+
+    def train_teacher() -> dict:
+        set_seed(seed)
+        model = SmallCNN(config)
+        fit(model, get_objective("ce"), TrainSet(image_inputs(dataset, train.x[labelled]), torch.tensor(train.y[labelled])),
+            config=recipe.config(len(labelled)), seed=seed, transforms=[FlipCrop()] if recipe.augment else [],
+            desc=f"teacher {dataset} |L|={len(labelled)} s{seed}")
+        return {"state": _cpu_state(model)}
+
+    model = SmallCNN(config)
+    model.load_state_dict(cache.get_or_compute("few_label_teachers", key, train_teacher)["state"])
+    return model.eval()
+
+
+def few_label_text_teacher(inputs: torch.Tensor, labels: torch.Tensor, num_classes: int, hidden: tuple[int, ...], steps: int, seed: int,
+                           cache: Cache | None = None) -> nn.Module:
+    """An MLP head on frozen sentence embeddings ``inputs`` of the labelled examples, trained for about ``steps``
+    steps at batch 32 (at least 10 epochs), without early stopping (cached)."""
+    cache = cache or Cache()
+    config = TrainConfig(epochs=max(10, math.ceil(steps / math.ceil(len(labels) / 32))), batch_size=32, lr=1e-3, weight_decay=1e-4, patience=None, cosine=True)
+    key = {"inputs": inputs, "labels": labels, "hidden": hidden, "config": config, "seed": seed, "version": RECIPE_VERSION}
+
+    def train_teacher() -> dict:
+        set_seed(seed)
+        model = MLP(inputs.shape[1], num_classes, hidden)
+        fit(model, get_objective("ce"), TrainSet(inputs, labels), config=config, seed=seed, desc=f"text teacher |L|={len(labels)}")
+        return {"state": _cpu_state(model)}
+
+    model = MLP(inputs.shape[1], num_classes, hidden)
+    model.load_state_dict(cache.get_or_compute("few_label_teachers", key, train_teacher)["state"])
+    return model.eval()
+
+
+def _cpu_state(model: nn.Module) -> dict:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def teacher_logits(teacher: Teacher | nn.Module, inputs: torch.Tensor, cache: Cache | None = None) -> torch.Tensor:
+    """A teacher's logits on ``inputs`` (already preprocessed), cached by teacher (its key, or its weights) and input."""
+    cache = cache or Cache()
+    identity = teacher.key if isinstance(teacher, Teacher) else fingerprint(_cpu_state(teacher))
+    model = teacher.model if isinstance(teacher, Teacher) else teacher
+    return cache.get_or_compute("teacher_logits", {"teacher": identity, "inputs": inputs}, lambda: predict_outputs(model, inputs))
 
 
 def teacher_features(teacher: Teacher, inputs: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, torch.Tensor]:

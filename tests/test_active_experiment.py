@@ -4,9 +4,10 @@ import torch
 
 from kdlib.cache import Cache
 from kdlib.experiments import active
-from kdlib.semisup import SemiSupervisedStudent
+from kdlib.distill.active import RoundState, get_selection_rule
+from kdlib.experiments.unlabelled import SemiSupervisedStudent
 from kdlib.train import TrainConfig
-from tests.test_semisup import _task
+from tests.test_unlabelled import _task
 
 STUDENT = SemiSupervisedStudent(hidden=8, train=TrainConfig(epochs=3, batch_size=32, lr=1e-2, patience=3))
 
@@ -15,22 +16,22 @@ def _state(teacher_error=0.0, n=40, budget=5, seed=0):
     g = torch.Generator().manual_seed(seed)
     probs = torch.softmax(3 * torch.randn(n, 3, generator=g), 1)
     right = torch.rand(n, generator=g) < 0.7
-    return active.RoundState(probs, budget, teacher_error, right, lambda margin: 0.5 + margin / 2, torch.rand(n, generator=g))
+    return RoundState(probs, budget, teacher_error, right, lambda margin: 0.5 + margin / 2, torch.rand(n, generator=g))
 
 
 def test_rad_without_teacher_mistakes_is_margin_sampling():
     state = _state(teacher_error=0.0)
     rng = np.random.default_rng(0)
     assert state.mistakes == 0
-    assert set(active.rad(state, rng)) == set(active.margin(state, rng))
+    assert set(get_selection_rule('RAD')(state, rng)) == set(get_selection_rule('margin')(state, rng))
 
 
 def test_strategies_pick_exactly_the_budget_and_the_oracle_skips_teacher_mistakes():
     state = _state(teacher_error=0.4)
-    for name, strategy in active.STRATEGIES.items():
-        chosen = strategy(state, np.random.default_rng(1))
+    for name in active.STRATEGIES:
+        chosen = get_selection_rule(name)(state, np.random.default_rng(1))
         assert len(chosen) == 5 and len(set(chosen)) == 5, name
-    assert state.teacher_right[active.oracle_margin(state, np.random.default_rng(0))].all()
+    assert state.teacher_right[get_selection_rule('oracle (skip teacher mistakes)')(state, np.random.default_rng(0))].all()
 
 
 def test_run_active_rounds_queries_and_validation(tmp_path):

@@ -12,12 +12,12 @@ def test_mixup_cutmix_mixes_targets_by_pixel_share():
     x = torch.stack([torch.zeros(1, 8, 8), torch.ones(1, 8, 8)])
     targets = torch.eye(2)
     for seed in range(20):
-        mixed, soft = mixup_cutmix(x, targets, np.random.default_rng(seed))
+        mixed, soft = mixup_cutmix(x, targets, torch.Generator().manual_seed(seed))
         assert torch.allclose(soft.sum(1), torch.ones(2))
         # image 0 is zeros mixed with image 1 (ones): its mean pixel is the partner's share, whether Mixup or CutMix
         assert mixed[0].mean().item() == pytest.approx(soft[0, 1].item(), abs=1e-6)
     with pytest.raises(ValueError, match="soft or one-hot"):
-        mixup_cutmix(x, torch.tensor([0, 1]), np.random.default_rng(0))
+        mixup_cutmix(x, torch.tensor([0, 1]), torch.Generator().manual_seed(0))
 
 
 def test_training_subset_is_a_stratified_fraction_of_the_teachers_training_set():

@@ -3,8 +3,10 @@ import pandas as pd
 import pytest
 import torch
 
+from kdlib.distill import get_objective
 from kdlib.experiments import lelp
 from kdlib.results import Record
+from kdlib.tasks import SubclassTask
 from kdlib.train import TrainConfig
 
 
@@ -16,7 +18,7 @@ def _task(n=120, dim=6, fine=True):
     embeddings = centres[fine_labels] + 0.3 * torch.randn(n, dim, generator=g)
     head = torch.randn(2, dim, generator=g)
     x = embeddings + 0.5 * torch.randn(n, dim, generator=g)
-    return lelp.SubclassTask(
+    return SubclassTask(
         name="toy", classes=("a", "b"), teacher_name="toy", teacher_test_accuracy=1.0,
         x_transfer=x, y_transfer=labels, logits_transfer=embeddings @ head.T, embeddings_transfer=embeddings,
         x_val=x[:40], y_val=labels[:40], x_test=x[40:], y_test=labels[40:],
@@ -29,8 +31,8 @@ def _task(n=120, dim=6, fine=True):
 def test_every_method_builds_targets_that_sum_to_its_class_distribution(method):
     task = _task()
     variant = lelp.Variant(method, subclasses=2, beta=0.5 if method in ("LELP", "LELP w/o null space", "random projections") else None, temperature=2.0)
-    targets, subclass_level = lelp.build_targets(task, variant, seed=0)
-    class_targets = targets.sum(2) if subclass_level else targets
+    targets = get_objective(**lelp.objective_spec(task, variant, seed=0)).targets
+    class_targets = targets.sum(2) if targets.ndim == 3 else targets
     assert torch.allclose(class_targets.sum(1), torch.ones(len(task.y_transfer)), atol=1e-5)
     if method == "labels only":
         assert torch.equal(class_targets.argmax(1), task.y_transfer)
@@ -40,16 +42,16 @@ def test_every_method_builds_targets_that_sum_to_its_class_distribution(method):
 
 def test_oracle_targets_follow_the_true_fine_label_on_the_own_class():
     task = _task()
-    targets, _ = lelp.build_targets(task, lelp.Variant("oracle subclasses", 2), seed=0)
+    targets = get_objective(**lelp.objective_spec(task, lelp.Variant("oracle subclasses", 2), seed=0)).targets
     own = targets[torch.arange(len(task.y_transfer)), task.y_transfer]  # (N, S)
     assert torch.equal(own.argmax(1), task.fine_transfer)
 
 
 def test_oracle_needs_fine_labels_and_unknown_methods_raise():
     with pytest.raises(ValueError, match="no finer labels"):
-        lelp.build_targets(_task(fine=False), lelp.Variant("oracle subclasses", 2), seed=0)
+        lelp.objective_spec(_task(fine=False), lelp.Variant("oracle subclasses", 2), seed=0)
     with pytest.raises(ValueError, match="unknown method"):
-        lelp.build_targets(_task(), lelp.Variant("subclass distillation", 2), seed=0)
+        lelp.objective_spec(_task(), lelp.Variant("subclass distillation", 2), seed=0)
 
 
 def test_select_picks_the_best_mean_validation_setting_per_method():

@@ -1,20 +1,23 @@
-import numpy as np
+"""Stacked students: one (M, B, K) contract, shared initialisation, masked subclass slots, sparse inputs."""
+
 import pytest
 import scipy.sparse
 import torch
 from torch import nn
 
-from kdlib.stacked import StackedMLP, class_cross_entropy, fit_stacked, rows, stacked_accuracy, subclass_cross_entropy
-from kdlib.train import TrainConfig
+from kdlib.models.stacked import SingleStudent, StackedCNN, StackedMLP, as_stack, rows
+from kdlib.models.vision import CNNConfig
+
+CONFIG = CNNConfig(in_channels=3, num_classes=4, widths=(4, 6), embed_dim=5)
 
 
 def test_shared_init_gives_every_student_the_same_function_on_its_shared_slots():
     model = StackedMLP(5, 7, 2, subclasses=[1, 3, 3], seed=0)
-    x = torch.randn(4, 5)
-    out = model(x)
-    assert out.shape == (3, 4, 2, 3)
+    out = model(torch.randn(4, 5)).view(3, 4, 2, 3)
     assert torch.allclose(out[0, :, :, 0], out[1, :, :, 0]) and torch.allclose(out[1], out[2])
     assert (out[0, :, :, 1:] < -1e8).all()  # unused slots are masked
+    scores = model.class_scores(model(torch.randn(4, 5)))
+    assert scores.shape == (3, 4, 2)
 
 
 def test_stacked_student_matches_an_ordinary_mlp():
@@ -26,32 +29,28 @@ def test_stacked_student_matches_an_ordinary_mlp():
         reference[2].weight.copy_(model.w2[1].T)
         reference[2].bias.copy_(model.b2[1])
     x = torch.randn(6, 5)
-    assert torch.allclose(model(x)[1, :, :, 0], reference(x), atol=1e-6)
+    assert torch.allclose(model(x)[1], reference(x), atol=1e-6)
 
 
-def test_losses_match_closed_forms():
-    logits = torch.log(torch.tensor([[[[0.1, 0.2], [0.3, 0.4]]]]))  # (M=1, B=1, C=2, S=2), already normalised
-    sub_targets = torch.tensor([[[[0.0, 0.5], [0.5, 0.0]]]])
-    expected = -(0.5 * np.log(0.2) + 0.5 * np.log(0.3))
-    assert subclass_cross_entropy(logits, sub_targets).item() == pytest.approx(expected, rel=1e-6)
-    class_targets = torch.tensor([[[1.0, 0.0]]])
-    assert class_cross_entropy(logits, class_targets).item() == pytest.approx(-np.log(0.3), rel=1e-6)
+def test_student_views_are_per_student_and_write_through():
+    model = StackedMLP(5, 7, 3, subclasses=[1, 1, 1], seed=0, shared_init=False)
+    views = dict(model.student_views())
+    assert set(views) == {"w1", "b1", "w2", "b2"} and all(v.shape[0] == 3 for v in views.values())
+    views["w1"][torch.tensor([False, True, False])] = 0.0
+    assert (model.w1[:, 7:14] == 0).all() and (model.w1[:, :7] != 0).any()
+    cnn = StackedCNN(CONFIG, count=2, seed=0)
+    names = dict(cnn.student_views())
+    assert "features.1.running_mean" in names and not any(n.endswith("num_batches_tracked") for n in names)
+    assert all(v.shape[0] == 2 for v in names.values())
 
 
-def test_students_train_independently_and_restore_their_best_step():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(400, 6, generator=g)
-    y = (x[:, 0] > 0).long()
-    targets = torch.stack([nn.functional.one_hot(y, 2).float(), torch.full((400, 2), 0.5)])  # student 1 learns nothing
-
-    def loss(logits, idx):
-        return class_cross_entropy(logits, targets[:, idx])
-
-    model = StackedMLP(6, 16, 2, subclasses=[1, 1], seed=0)
-    history = fit_stacked(model, loss, x, val=(x, y), config=TrainConfig(epochs=30, batch_size=50, lr=1e-2, patience=5), seed=0, progress=False)
-    accuracy = stacked_accuracy(model, x, y)
-    assert accuracy[0] > 0.95
-    assert np.allclose(accuracy, history.best_val_accuracy)
+def test_stacked_cnn_gradients_stay_within_a_student():
+    stacked = StackedCNN(CONFIG, count=2, seed=1)
+    logits = stacked(torch.randn(5, 3, 8, 8))
+    assert torch.allclose(logits[0], logits[1])  # same initial weights
+    logits[0].sum().backward()  # a loss on student 0 only
+    assert stacked.w_head.grad[1].abs().max() == 0 and stacked.w_head.grad[0].abs().max() > 0
+    assert stacked.features[0].weight.grad[CONFIG.widths[0]:].abs().max() == 0
 
 
 def test_sparse_and_dense_inputs_agree():
@@ -63,11 +62,18 @@ def test_sparse_and_dense_inputs_agree():
     assert torch.allclose(model(rows(sparse, idx)), model(rows(dense, idx)))
 
 
+def test_a_plain_module_is_a_stack_of_one():
+    module = nn.Linear(4, 3)
+    stack = as_stack(module)
+    assert isinstance(stack, SingleStudent) and stack.num_students == 1 and stack.student(0) is module
+    assert stack(torch.randn(2, 4)).shape == (1, 2, 3)
+    assert as_stack(stack) is stack
+
+
 def test_invalid_configurations_raise():
     with pytest.raises(ValueError, match="invalid stacked MLP"):
         StackedMLP(5, 7, 2, subclasses=[0], seed=0)
-    model = StackedMLP(5, 7, 2, subclasses=[1], seed=0)
-    with pytest.raises(ValueError, match="non-empty"):
-        stacked_accuracy(model, torch.zeros(0, 5), torch.zeros(0, dtype=torch.long))
-    with pytest.raises(ValueError, match="empty training set"):
-        fit_stacked(model, lambda o, i: o.sum(), torch.zeros(0, 5), val=(torch.zeros(1, 5), torch.zeros(1)), config=TrainConfig(), seed=0)
+    with pytest.raises(ValueError, match="expected images"):
+        StackedCNN(CONFIG, count=2, seed=0)(torch.randn(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="at least one"):
+        StackedCNN(CONFIG, count=0, seed=0)

@@ -3,9 +3,8 @@ import torch
 
 from kdlib import teachers
 from kdlib.cache import Cache
-from kdlib.distill.task import DistillationTask
-from kdlib.grid import run_grid
 from kdlib.models import MLP
+from kdlib.tasks import TransferTask
 from kdlib.train import TrainConfig
 
 
@@ -37,20 +36,19 @@ def test_vision_teacher_trains_once_then_loads(tmp_path, monkeypatch):
         assert torch.equal(a, b)
 
 
-def test_distillation_task_runs_in_a_grid(tmp_path):
+def test_transfer_task_trains_every_method():
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 2, (200,), generator=g)
     x = torch.randn(200, 4, generator=g) + 2 * y.float().unsqueeze(1)
-    task = DistillationTask(
+    task = TransferTask(
         name="toy", x_train=x[:120], y_train=y[:120], teacher_train=torch.stack([4 - x[:120].sum(1), x[:120].sum(1) - 4], 1),  # the Bayes boundary
         x_val=x[120:160], y_val=y[120:160], x_test=x[160:], y_test=y[160:],
-        make_student=lambda: MLP(4, 2, hidden=(16,)), student_description={"kind": "MLP", "hidden": (16,)},
+        make_student=lambda seed: MLP(4, 2, hidden=(16,)), student_description={"kind": "MLP", "hidden": (16,)},
         methods={"alone": {"name": "ce"}, "kd": {"name": "kd", "temperature": 2.0}}, config=TrainConfig(epochs=30, batch_size=32, lr=1e-2),
     )
-    records = run_grid(task, experiment="toy", methods=["alone", "kd"], seeds=[0, 1], context=task.fingerprint(), cache=Cache(tmp_path))
-    accuracies = [r.value for r in records if r.metric == "test_accuracy"]
-    assert len(accuracies) == 4 and min(accuracies) > 0.7
-    with pytest.raises(ValueError, match="unknown method"):
-        task(method="dkd", seed=0)
+    rows = task.train(["alone", "kd"], seed=0)
+    assert [r["method"] for r in rows] == ["alone", "kd"] and min(r["test_accuracy"] for r in rows) > 0.7
+    with pytest.raises(ValueError, match="unknown methods"):
+        task.train(["dkd"], seed=0)
     with pytest.raises(ValueError, match="must align"):
-        DistillationTask(**{**task.__dict__, "y_train": y[:10], "_fingerprint": None})
+        TransferTask(**{**task.__dict__, "y_train": y[:10], "_fingerprint": None})

@@ -1,6 +1,7 @@
-"""Distillation objectives behind one registry: ``get_objective(name, **params)``."""
+"""Distillation objectives behind one registry: ``get_objective(name, **params)``; selection rules in ``active``."""
 
-from kdlib.distill import dist, dkd, kd  # noqa: F401  (registers "ce", "kd", "kd_sum", "dkd", "dist")
-from kdlib.distill.registry import Objective, available_objectives, get_objective, register_objective
+from kdlib.distill import dist, dkd, kd, lelp, slam, subclass, teacher_labels, weighted  # noqa: F401  (registers the objectives)
+from kdlib.distill.registry import available_objectives, get_objective, register_objective
+from kdlib.train import Batch, Objective
 
-__all__ = ["Objective", "available_objectives", "get_objective", "register_objective"]
+__all__ = ["Batch", "Objective", "available_objectives", "get_objective", "register_objective"]

@@ -12,14 +12,22 @@ expected number of teacher mistakes among b points, from the teacher's accuracy 
 The game's value is max_t [h(t) - m t] with h(t) = max_p sum_i min(p_i g_i, t), a concave function of t; for a
 fixed t, h is a fractional knapsack (points by decreasing gain, each up to p_i = min(1, t / g_i)). So the optimum
 is found by a 1-D concave maximisation, exactly (checked against an LP solver in the tests).
+
+Every way of choosing a round's queries (RAD, its variants, the active-learning baselines and the oracle) is a
+*selection rule* ``rule(state, rng) -> indices`` registered by name (``get_selection_rule("RAD")``).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
+
+from kdlib.distill.correctness import top1_margin
+from kdlib.registry import Registry
 
 GOLDEN = (math.sqrt(5) - 1) / 2
 
@@ -125,3 +133,87 @@ def depround(marginals: np.ndarray, rng: np.random.Generator, tolerance: float =
     if fractional:  # a lone remainder only from rounding error in the sum
         p[fractional[0]] = float(p[fractional[0]] >= 0.5)
     return np.flatnonzero(p >= 1 - tolerance)
+
+
+# --- selection rules ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RoundState:
+    """What a strategy sees when it picks a round's queries among the ``n`` points not queried yet."""
+
+    student_probs: torch.Tensor  # (n, C): the strategy's current student on the candidates
+    budget: int
+    teacher_error: float  # estimated on V: 1 - the teacher's validation accuracy
+    teacher_right: torch.Tensor  # (n,) bool; oracles only
+    right_given_student_margin: Callable[[torch.Tensor], torch.Tensor]  # P(teacher right | student margin), fitted on V
+    right_given_teacher_margin: torch.Tensor  # (n,) P(teacher right | its own margin), fitted on V; privileged
+
+    @property
+    def mistakes(self) -> int:
+        """m: the expected number of teacher mistakes among ``budget`` queried points."""
+        return int(round(self.budget * self.teacher_error))
+
+
+SelectionRule = Callable[[RoundState, np.random.Generator], np.ndarray]
+_SELECTION_RULES: Registry[SelectionRule] = Registry("selection rule")
+register_selection_rule = _SELECTION_RULES.register  # decorator: make a rule usable by name
+available_selection_rules = _SELECTION_RULES.names
+get_selection_rule = _SELECTION_RULES.get
+
+
+def _top(scores: torch.Tensor, budget: int) -> np.ndarray:
+    return scores.argsort(descending=True, stable=True)[:budget].numpy()
+
+
+def _rad(gains: torch.Tensor, mistakes: int, state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    return depround(rad_marginals(gains.numpy(), mistakes, state.budget), rng)
+
+
+@register_selection_rule("uniform")
+def uniform(state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    return rng.choice(len(state.student_probs), state.budget, replace=False)
+
+
+@register_selection_rule("margin")
+def margin(state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    return _top(margin_gain(state.student_probs), state.budget)
+
+
+@register_selection_rule("entropy")
+def entropy(state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    return _top(entropy_gain(state.student_probs), state.budget)
+
+
+@register_selection_rule("RAD")
+def rad(state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    """The gain-only game: margin gains, m from the teacher's validation accuracy."""
+    return _rad(margin_gain(state.student_probs), state.mistakes, state, rng)
+
+
+@register_selection_rule("RAD, true m")
+def rad_true_m(state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    """The game with m = the true number of teacher mistakes among margin sampling's picks (oracle)."""
+    gains = margin_gain(state.student_probs)
+    mistakes = int((~state.teacher_right[_top(gains, state.budget)]).sum())
+    return _rad(gains, mistakes, state, rng)
+
+
+@register_selection_rule("RAD + student-side correctness")
+def rad_student_correctness(state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    """The game on expected gains: a point is worth its margin gain times P(teacher right | the student's margin),
+    an isotonic fit on V that needs no teacher query on the pool; m as in RAD."""
+    right = state.right_given_student_margin(top1_margin(state.student_probs))
+    return _rad(margin_gain(state.student_probs) * right, state.mistakes, state, rng)
+
+
+@register_selection_rule("RAD + teacher confidence (privileged)")
+def rad_teacher_correctness(state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    """As :func:`rad_student_correctness` with P(teacher right | the teacher's own margin), notebook 02's calibrated
+    alpha: it reads the teacher's output on every pool point (privileged: that costs queries in practice)."""
+    return _rad(margin_gain(state.student_probs) * state.right_given_teacher_margin, state.mistakes, state, rng)
+
+
+@register_selection_rule("oracle (skip teacher mistakes)")
+def oracle_margin(state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    """Margin sampling that skips the points the teacher gets wrong (reads the truth: an upper bound)."""
+    gains = margin_gain(state.student_probs).masked_fill(~state.teacher_right, -1.0)
+    return _top(gains, state.budget)

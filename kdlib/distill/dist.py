@@ -6,7 +6,8 @@ With p = softmax(z / tau), DIST matches Pearson correlations instead of a KL:
     intra = mean_c (1 - pearson(p_s[:, c], p_t[:, c]))     (each class's ranking of the batch's examples)
     loss  = ce_weight * CE(y, s) + tau^2 * (beta * inter + gamma * intra)
 
-with the VanillaKD repository's defaults beta = gamma = 1, tau = 1. Identical logits give zero.
+with the VanillaKD repository's defaults beta = gamma = 1, tau = 1. Identical logits give zero. The intra-class term
+is a property of the whole batch; per example it is the same share of it, so the batch mean is the loss above.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kdlib.distill.kd import check_logits, masked_cross_entropy
+from kdlib.distill.kd import check_logits, label_cross_entropy, teacher_of
 from kdlib.distill.registry import register_objective
+from kdlib.train import Batch
 
 
 def pearson_rows(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -34,11 +36,12 @@ class DIST:
             raise ValueError(f"need temperature > 0 and non-negative weights, got tau={temperature}, beta={beta}, gamma={gamma}, ce_weight={ce_weight}")
         self.beta, self.gamma, self.temperature, self.ce_weight = beta, gamma, temperature, ce_weight
 
-    def __call__(self, student_logits, labels, teacher_logits):
-        check_logits(student_logits, labels, teacher_logits)
-        p_s = F.softmax(student_logits / self.temperature, 1)
-        p_t = F.softmax(teacher_logits / self.temperature, 1)
-        inter = (1 - pearson_rows(p_s, p_t)).mean()
-        intra = (1 - pearson_rows(p_s.T, p_t.T)).mean()
+    def __call__(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        teacher, labels = teacher_of(batch), batch.labels
+        check_logits(outputs, labels, teacher)
+        p_s = F.softmax(outputs / self.temperature, 1)
+        p_t = F.softmax(teacher / self.temperature, 1)
+        inter = 1 - pearson_rows(p_s, p_t)  # (B,)
+        intra = (1 - pearson_rows(p_s.T, p_t.T)).mean()  # one value for the batch
         loss = self.temperature**2 * (self.beta * inter + self.gamma * intra)
-        return loss + self.ce_weight * masked_cross_entropy(student_logits, labels) if self.ce_weight else loss
+        return loss + self.ce_weight * label_cross_entropy(outputs, labels) if self.ce_weight else loss

@@ -15,8 +15,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kdlib.distill.kd import check_logits, masked_cross_entropy
+from kdlib.distill.kd import check_logits, label_cross_entropy, teacher_of
 from kdlib.distill.registry import register_objective
+from kdlib.train import Batch
 
 
 MASKED = -1e9  # a logit whose probability is exactly 0 in float32
@@ -38,16 +39,17 @@ def decoupled_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor, 
 
 @register_objective("dkd")
 class DecoupledKD:
-    """``ce_weight * CE(y, s) + T^2 * mean(alpha * TCKD + beta * NCKD)``."""
+    """Per example: ``ce_weight * CE(y, s) + T^2 * (alpha * TCKD + beta * NCKD)``."""
 
     def __init__(self, alpha: float = 1.0, beta: float = 2.0, temperature: float = 1.0, ce_weight: float = 1.0) -> None:
         if temperature <= 0 or alpha < 0 or beta < 0 or ce_weight < 0:
             raise ValueError(f"need temperature > 0 and non-negative weights, got T={temperature}, alpha={alpha}, beta={beta}, ce_weight={ce_weight}")
         self.alpha, self.beta, self.temperature, self.ce_weight = alpha, beta, temperature, ce_weight
 
-    def __call__(self, student_logits, labels, teacher_logits):
-        check_logits(student_logits, labels, teacher_logits)
-        target = labels.argmax(1) if labels.ndim == 2 else torch.where(labels >= 0, labels, teacher_logits.argmax(1))
-        tckd, nckd = decoupled_terms(student_logits, teacher_logits, target, self.temperature)
-        loss = self.temperature**2 * (self.alpha * tckd + self.beta * nckd).mean()
-        return loss + self.ce_weight * masked_cross_entropy(student_logits, labels) if self.ce_weight else loss
+    def __call__(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        teacher, labels = teacher_of(batch), batch.labels
+        check_logits(outputs, labels, teacher)
+        target = labels.argmax(1) if labels.ndim == 2 else torch.where(labels >= 0, labels, teacher.argmax(1))
+        tckd, nckd = decoupled_terms(outputs, teacher, target, self.temperature)
+        loss = self.temperature**2 * (self.alpha * tckd + self.beta * nckd)
+        return loss + self.ce_weight * label_cross_entropy(outputs, labels) if self.ce_weight else loss

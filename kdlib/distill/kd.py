@@ -1,4 +1,9 @@
-"""Cross-entropy on labels and vanilla knowledge distillation (Hinton, Vinyals & Dean 2015)."""
+"""Cross-entropy on labels and vanilla knowledge distillation (Hinton, Vinyals & Dean 2015).
+
+Every objective follows one contract: ``objective(outputs, batch) -> (B,)`` per-example losses (the engine minimises
+their batch mean). ``batch.labels`` holds class ids (-1: unlabelled; their label term is 0) or soft (B, C) labels
+(Mixup / CutMix); ``batch.teacher`` the teacher's logits on the same batch.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from kdlib.distill.registry import register_objective
+from kdlib.train import Batch
 
 
 def check_logits(student_logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor | None) -> None:
@@ -18,30 +24,36 @@ def check_logits(student_logits: torch.Tensor, labels: torch.Tensor, teacher_log
         raise ValueError(f"teacher logits {tuple(teacher_logits.shape)} and student logits {tuple(student_logits.shape)} differ in shape")
 
 
-def masked_cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the labelled examples (``labels >= 0``; zero if there are none), or against soft
-    targets (N, C)."""
+def teacher_of(batch: Batch) -> torch.Tensor:
+    """The batch's teacher logits, or a clear error for an objective that needs them."""
+    if batch.teacher is None:
+        raise ValueError("this objective needs teacher logits: give the training set's `teacher` or a `teacher_model`")
+    return batch.teacher
+
+
+def label_cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-example cross-entropy on class ids (0 for unlabelled examples, label -1) or against soft targets (N, C)."""
+    log_probs = F.log_softmax(student_logits, dim=1)
     if labels.ndim == 2:
-        return -(labels * F.log_softmax(student_logits, dim=1)).sum(1).mean()
+        return -(labels * log_probs).sum(1)
     labelled = labels >= 0
-    if not labelled.any():
-        return student_logits.sum() * 0.0
-    return F.cross_entropy(student_logits[labelled], labels[labelled])
+    return -log_probs.gather(1, labels.clamp_min(0)[:, None])[:, 0] * labelled
 
 
 def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``T^2 * mean_batch KL(softmax(t/T) || softmax(s/T))``: the soft term of knowledge distillation."""
+    """Per-example ``T^2 * KL(softmax(t/T) || softmax(s/T))``: the soft term of knowledge distillation."""
     t = temperature
-    return t * t * F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1), reduction="batchmean", log_target=True)
+    teacher_log = F.log_softmax(teacher_logits / t, dim=1)
+    return t * t * (teacher_log.exp() * (teacher_log - F.log_softmax(student_logits / t, dim=1))).sum(1)
 
 
 @register_objective("ce")
 class LabelCrossEntropy:
     """The student alone: cross-entropy on the true labels, the teacher ignored."""
 
-    def __call__(self, student_logits, labels, teacher_logits=None):
-        check_logits(student_logits, labels, None)
-        return masked_cross_entropy(student_logits, labels)
+    def __call__(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        check_logits(outputs, batch.labels, None)
+        return label_cross_entropy(outputs, batch.labels)
 
 
 @register_objective("kd")
@@ -60,11 +72,12 @@ class VanillaKD:
         self.temperature = temperature
         self.alpha = alpha
 
-    def __call__(self, student_logits, labels, teacher_logits):
-        check_logits(student_logits, labels, teacher_logits)
-        loss = self.alpha * soft_kl(student_logits, teacher_logits, self.temperature)
+    def __call__(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        teacher = teacher_of(batch)
+        check_logits(outputs, batch.labels, teacher)
+        loss = self.alpha * soft_kl(outputs, teacher, self.temperature)
         if self.alpha < 1.0:
-            loss = loss + (1.0 - self.alpha) * masked_cross_entropy(student_logits, labels)
+            loss = loss + (1.0 - self.alpha) * label_cross_entropy(outputs, batch.labels)
         return loss
 
 
@@ -72,13 +85,14 @@ class VanillaKD:
 class SumKD:
     """Vanilla KD as the VanillaKD paper runs it (Hao et al. 2023): ``ce_weight * CE(y, s) + kd_weight * T^2 *
     KL(softmax(t/T) || softmax(s/T))`` with T = 1 and both weights 1 by default (the teacher sees the student's
-    augmented input; that is the caller's job)."""
+    augmented input: give the engine a ``teacher_model``)."""
 
     def __init__(self, temperature: float = 1.0, kd_weight: float = 1.0, ce_weight: float = 1.0) -> None:
         if temperature <= 0 or kd_weight < 0 or ce_weight < 0:
             raise ValueError(f"need temperature > 0 and non-negative weights, got T={temperature}, kd_weight={kd_weight}, ce_weight={ce_weight}")
         self.temperature, self.kd_weight, self.ce_weight = temperature, kd_weight, ce_weight
 
-    def __call__(self, student_logits, labels, teacher_logits):
-        check_logits(student_logits, labels, teacher_logits)
-        return self.kd_weight * soft_kl(student_logits, teacher_logits, self.temperature) + self.ce_weight * masked_cross_entropy(student_logits, labels)
+    def __call__(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        teacher = teacher_of(batch)
+        check_logits(outputs, batch.labels, teacher)
+        return self.kd_weight * soft_kl(outputs, teacher, self.temperature) + self.ce_weight * label_cross_entropy(outputs, batch.labels)

@@ -21,7 +21,8 @@ from typing import Literal
 
 import torch
 
-from kdlib.distill.subclass import check_class_probs, subclass_targets
+from kdlib.distill.registry import register_objective
+from kdlib.distill.subclass import SubclassTargets, check_class_probs, subclass_targets
 
 
 @dataclass(frozen=True)
@@ -111,3 +112,13 @@ def lelp_targets(
     class_probs = torch.softmax(teacher_logits.float() / temperature, dim=1)
     check_class_probs(class_probs)
     return subclass_targets(class_probs, projection.scores(embeddings), beta)
+
+
+@register_objective("lelp")
+def lelp(teacher_logits: torch.Tensor, embeddings: torch.Tensor, fit_embeddings: torch.Tensor, fit_labels: torch.Tensor,
+         head_weight: torch.Tensor, subclasses: int, beta: float, temperature: float = 1.0, null_space: bool = True,
+         directions: Literal["pca", "random"] = "pca", seed: int = 0) -> SubclassTargets:
+    """LELP's objective on a transfer set: projections fitted on the teacher's fitting embeddings, targets from the
+    transfer set's teacher logits and embeddings. ``null_space=False`` and ``directions="random"`` are its controls."""
+    projection = fit_projection(fit_embeddings, fit_labels, head_weight, subclasses, null_space=null_space, directions=directions, seed=seed)
+    return SubclassTargets(lelp_targets(teacher_logits, embeddings, projection, temperature, beta))

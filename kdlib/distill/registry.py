@@ -1,22 +1,18 @@
-"""A registry of distillation objectives sharing one interface.
+"""The registry of distillation objectives: one contract, ``objective(outputs, batch) -> (B,)`` per-example losses.
 
-An objective is a callable ``objective(student_logits, labels, teacher_logits) -> loss`` where ``labels`` holds
-``-1`` for unlabelled examples (their label term is dropped). Register one with ``@register_objective("name")``
-and build it with ``get_objective("name", **params)``.
+``outputs`` are one student's (B, K) outputs and ``batch`` a :class:`kdlib.train.Batch` (labels, -1 for unlabelled,
+teacher logits, positions in the training set, named fields). An objective that needs per-example data of its own
+(SLaM's alpha, LELP's subclass targets, per-example weights) holds it aligned with the training set and reads the
+rows ``batch.index``. Register a class or factory with ``@register_objective("name")``; build it with
+``get_objective("name", **params)``.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
-
-import torch
+from typing import Callable
 
 from kdlib.registry import Registry
-
-
-class Objective(Protocol):
-    def __call__(self, student_logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor: ...
-
+from kdlib.train import Objective
 
 _OBJECTIVES: Registry[Callable[..., Objective]] = Registry("objective")
 register_objective = _OBJECTIVES.register  # class or factory decorator: make a name buildable with get_objective()

@@ -17,6 +17,11 @@ from __future__ import annotations
 
 import torch
 
+from kdlib.distill.kd import teacher_of
+from kdlib.distill.registry import register_objective
+from kdlib.distill.teacher_labels import Target, on_labels_and_pool, teacher_targets
+from kdlib.train import Batch
+
 
 def top_k_mask(teacher_probs: torch.Tensor, k: torch.Tensor | int) -> torch.Tensor:
     """0/1 mask (N, C) of each row's k largest teacher probabilities (``k`` a scalar or one per row)."""
@@ -37,24 +42,54 @@ def check_alpha(alpha: torch.Tensor) -> None:
         raise ValueError("alpha must lie in [0, 1]")
 
 
-def mix(student_probs: torch.Tensor, alpha: torch.Tensor, mask: torch.Tensor, normalise: bool = False) -> torch.Tensor:
-    """``alpha * f + (1 - alpha) * (1 - f) * mask`` (divided by ``k - 1`` when ``normalise``), row-wise; shapes (..., N, C)."""
+def check_mix(alpha: torch.Tensor, mask: torch.Tensor, normalise: bool) -> None:
+    """Raise unless alpha (N,) lies in [0, 1] and the mask (N, C) is a valid top-k mask for the chosen mix."""
     check_alpha(alpha)
-    if mask.shape != student_probs.shape[-2:] or alpha.shape != student_probs.shape[-2:-1]:
-        raise ValueError(f"need probabilities (..., N, C), alpha (N,) and a mask (N, C); got {tuple(student_probs.shape)}, {tuple(alpha.shape)}, {tuple(mask.shape)}")
+    if mask.ndim != 2 or alpha.shape != mask.shape[:1]:
+        raise ValueError(f"need alpha (N,) and a mask (N, C), got {tuple(alpha.shape)} and {tuple(mask.shape)}")
+    if normalise and (mask.sum(-1) < 2).any():
+        raise ValueError("the normalised mix needs k >= 2 for every example")
+
+
+def _mixed(student_probs: torch.Tensor, alpha: torch.Tensor, mask: torch.Tensor, normalise: bool) -> torch.Tensor:
     other = (1.0 - student_probs) * mask
     if normalise:
-        k = mask.sum(-1, keepdim=True)
-        if (k < 2).any():
-            raise ValueError("the normalised mix needs k >= 2 for every example")
-        other = other / (k - 1.0)
+        other = other / (mask.sum(-1, keepdim=True) - 1.0)
     return alpha[:, None] * student_probs + (1.0 - alpha[:, None]) * other
+
+
+def mix(student_probs: torch.Tensor, alpha: torch.Tensor, mask: torch.Tensor, normalise: bool = False) -> torch.Tensor:
+    """``alpha * f + (1 - alpha) * (1 - f) * mask`` (divided by ``k - 1`` when ``normalise``), row-wise; shapes (..., N, C)."""
+    check_mix(alpha, mask, normalise)
+    if mask.shape != student_probs.shape[-2:]:
+        raise ValueError(f"probabilities (..., N, C) {tuple(student_probs.shape)} do not match the mask {tuple(mask.shape)}")
+    return _mixed(student_probs, alpha, mask, normalise)
 
 
 def slam_loss(student_logits: torch.Tensor, teacher_targets: torch.Tensor, alpha: torch.Tensor, mask: torch.Tensor, normalise: bool = False) -> torch.Tensor:
     """Per-example ``CE(teacher_targets, mix(softmax(student_logits)))``, shape (..., N)."""
     mixed = mix(torch.softmax(student_logits, dim=-1), alpha, mask, normalise)
     return -(teacher_targets * torch.log(mixed.clamp_min(1e-12))).sum(-1)
+
+
+@register_objective("slam")
+class SLaM:
+    """CE on L's labels; on the pool, ``CE(teacher label, mix(softmax(student); alpha, mask))``.
+
+    ``alpha`` (N,) and ``mask`` (N, C) are aligned with the training set (rows of labelled examples are ignored).
+    """
+
+    def __init__(self, alpha: torch.Tensor, mask: torch.Tensor, normalise: bool = False, target: Target = "soft") -> None:
+        alpha, mask = torch.as_tensor(alpha, dtype=torch.float32), torch.as_tensor(mask, dtype=torch.float32)
+        check_mix(alpha, mask, normalise)
+        teacher_targets(torch.zeros(1, 2), target)
+        self.alpha, self.mask, self.normalise, self.target = alpha, mask, normalise, target
+
+    def __call__(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        targets = teacher_targets(teacher_of(batch), self.target)
+        alpha, mask = self.alpha.to(outputs.device)[batch.index], self.mask.to(outputs.device)[batch.index]
+        mixed = _mixed(torch.softmax(outputs, dim=-1), alpha, mask, self.normalise)
+        return on_labels_and_pool(outputs, batch, -(targets * torch.log(mixed.clamp_min(1e-12))).sum(-1))
 
 
 def estimate_k(teacher_probs_val: torch.Tensor, labels_val: torch.Tensor, delta: float = 0.05) -> int:

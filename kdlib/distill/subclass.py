@@ -16,6 +16,9 @@ import math
 
 import torch
 
+from kdlib.distill.registry import register_objective
+from kdlib.train import Batch
+
 
 def check_class_probs(class_probs: torch.Tensor) -> None:
     """Raise unless ``class_probs`` is an (N, C) matrix of distributions."""
@@ -92,3 +95,72 @@ def class_scores(subclass_logits: torch.Tensor) -> torch.Tensor:
     ``softmax(class_scores)`` is the sum of each class's subclass probabilities under the softmax over all C*S logits.
     """
     return torch.logsumexp(subclass_logits, dim=-1)
+
+
+def _slots(outputs: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(B, C * S_max) outputs as (B, C, S_max) log-probabilities under the softmax over all C * S_max outputs."""
+    if outputs.shape[1] % num_classes:
+        raise ValueError(f"{outputs.shape[1]} outputs are not C x S slots for C = {num_classes}")
+    return torch.log_softmax(outputs, dim=1).unflatten(1, (num_classes, -1))
+
+
+@register_objective("subclass_targets")
+class SubclassTargets:
+    """One cross-entropy between (N, C, S) subclass targets and the softmax over the student's C * S_max outputs
+    (the student's first S slots of every class; its other slots are masked and get no target mass)."""
+
+    def __init__(self, targets: torch.Tensor) -> None:
+        if targets.ndim != 3:
+            raise ValueError(f"subclass targets must be (N, C, S), got shape {tuple(targets.shape)}")
+        self.targets = targets.float()
+
+    def __call__(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        targets = self.targets.to(outputs.device)[batch.index]
+        log_probs = _slots(outputs, targets.shape[1])
+        if log_probs.shape[2] < targets.shape[2]:
+            raise ValueError(f"the student has {log_probs.shape[2]} slots per class but the targets {targets.shape[2]}")
+        return -(targets * log_probs[:, :, : targets.shape[2]]).sum((1, 2))
+
+
+@register_objective("class_targets")
+class ClassTargets:
+    """Cross-entropy between (N, C) class targets and the student's class probabilities, where a class's probability
+    is the sum of its slots' (one slot per class: the ordinary softmax; S slots: head-matched KD)."""
+
+    def __init__(self, targets: torch.Tensor) -> None:
+        if targets.ndim != 2:
+            raise ValueError(f"class targets must be (N, C), got shape {tuple(targets.shape)}")
+        self.targets = targets.float()
+
+    def __call__(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        targets = self.targets.to(outputs.device)[batch.index]
+        return -(targets * torch.logsumexp(_slots(outputs, targets.shape[1]), dim=2)).sum(1)
+
+
+@register_objective("uniform_split")
+def uniform_split(teacher_logits: torch.Tensor, subclasses: int, temperature: float = 1.0) -> SubclassTargets:
+    """The teacher's class probability p_c spread evenly over the S slots (beta = infinity)."""
+    probs = torch.softmax(teacher_logits.float() / temperature, dim=1)
+    return SubclassTargets(subclass_targets(probs, torch.zeros(*probs.shape, subclasses), math.inf))
+
+
+@register_objective("kmeans_subclasses")
+def kmeans_subclasses(teacher_logits: torch.Tensor, embeddings: torch.Tensor, fit_embeddings: torch.Tensor, fit_labels: torch.Tensor,
+                      subclasses: int, temperature: float = 1.0, seed: int = 0) -> SubclassTargets:
+    """All of p_c on the nearest of S k-means centroids of class c (fitted on the teacher's fitting embeddings)."""
+    probs = torch.softmax(teacher_logits.float() / temperature, dim=1)
+    centroids = kmeans_centroids(fit_embeddings, fit_labels, probs.shape[1], subclasses, seed)
+    return SubclassTargets(assignment_targets(probs, nearest_centroid(embeddings, centroids), subclasses))
+
+
+@register_objective("oracle_subclasses")
+def oracle_subclasses(teacher_logits: torch.Tensor, embeddings: torch.Tensor, labels: torch.Tensor, fine: torch.Tensor,
+                      fit_embeddings: torch.Tensor, fit_labels: torch.Tensor, fit_fine: torch.Tensor, subclasses: int,
+                      temperature: float = 1.0) -> SubclassTargets:
+    """The true subclass (``fine``, its index within the class) for an example's own class; for every other class the
+    nearest true-subclass centroid; each class's slot gets p_c."""
+    probs = torch.softmax(teacher_logits.float() / temperature, dim=1)
+    centroids = class_centroids(fit_embeddings, fit_labels, fit_fine, probs.shape[1], subclasses)
+    assignment = nearest_centroid(embeddings, centroids)
+    assignment[torch.arange(len(assignment)), labels] = fine
+    return SubclassTargets(assignment_targets(probs, assignment, subclasses))

@@ -23,8 +23,13 @@ with hard (argmax) and with soft (probability) teacher labels alike.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from kdlib.distill.correctness import CorrectnessCalibration
+from kdlib.distill.kd import teacher_of
+from kdlib.distill.registry import register_objective
+from kdlib.distill.teacher_labels import Target, on_labels_and_pool, teacher_targets
+from kdlib.train import Batch
 
 EPSILON = 1e-6
 
@@ -69,3 +74,22 @@ def debiasing_weight(error: torch.Tensor, distortion_ratio: torch.Tensor) -> tor
     if (distortion_ratio < 0).any():
         raise ValueError("the distortion is a ratio of losses and cannot be negative")
     return (1.0 / ((1.0 - error) + error * distortion_ratio).clamp_min(EPSILON)).clamp(max=1.0)
+
+
+@register_objective("debiased_distillation")
+class DebiasedDistillation:
+    """R2: CE on L's labels; on the pool, ``w(x) * CE(teacher label, student)`` with ``w`` the debiasing weight of the
+    current student (no gradient through it). ``teacher_error`` (N,) is p(x), aligned with the training set."""
+
+    def __init__(self, teacher_error: torch.Tensor, target: Target = "soft") -> None:
+        teacher_error = torch.as_tensor(teacher_error, dtype=torch.float32)
+        _check_error(teacher_error)
+        teacher_targets(torch.zeros(1, 2), target)
+        self.teacher_error, self.target = teacher_error, target
+
+    def __call__(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        probs = F.softmax(teacher_of(batch), 1)
+        error = self.teacher_error.to(outputs.device)[batch.index]
+        weight = debiasing_weight(error, distortion(outputs.detach(), probs))
+        pool = -(teacher_targets(batch.teacher, self.target) * F.log_softmax(outputs, 1)).sum(1)
+        return on_labels_and_pool(outputs, batch, weight * pool)

@@ -11,110 +11,29 @@ whether the teacher is right on U, and one *privileged* variant reads the teache
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from kdlib.cache import Cache
-from kdlib.experiments import unlabelled
-from kdlib.profiles import pick
-from kdlib.results import Record
-from kdlib.distill.active import depround, entropy_gain, margin_gain, rad_marginals
+from kdlib.distill import get_objective
+from kdlib.distill.active import RoundState, available_selection_rules, get_selection_rule, margin_gain
 from kdlib.distill.correctness import CorrectnessCalibration, MonotoneCorrectness, top1_margin
 from kdlib.distill.slam import oracle_alpha
-from kdlib.semisup import SemiSupervisedStudent, SemiSupervisedTask, noisy_teacher_recipe, vision_semisup_task
-from kdlib.stacked import StackedMLP, fit_stacked, stacked_accuracy, stacked_class_scores
-from kdlib.teachers import vision_teacher
-from kdlib.train import TrainConfig
+from kdlib.experiments import unlabelled
+from kdlib.experiments.unlabelled import SemiSupervisedStudent
+from kdlib.models.stacked import StackedMLP
+from kdlib.profiles import pick
+from kdlib.results import Record
+from kdlib.tasks import SemiSupervisedTask, vision_semisup_task
+from kdlib.teachers import few_label_recipe, vision_teacher
+from kdlib.train import TrainConfig, TrainSet, accuracy, fit, predict_outputs, set_seed
 
-ACTIVE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class RoundState:
-    """What a strategy sees when it picks a round's queries among the ``n`` points not queried yet."""
-
-    student_probs: torch.Tensor  # (n, C): the strategy's current student on the candidates
-    budget: int
-    teacher_error: float  # estimated on V: 1 - the teacher's validation accuracy
-    teacher_right: torch.Tensor  # (n,) bool; oracles only
-    right_given_student_margin: Callable[[torch.Tensor], torch.Tensor]  # P(teacher right | student margin), fitted on V
-    right_given_teacher_margin: torch.Tensor  # (n,) P(teacher right | its own margin), fitted on V; privileged
-
-    @property
-    def mistakes(self) -> int:
-        """m: the expected number of teacher mistakes among ``budget`` queried points."""
-        return int(round(self.budget * self.teacher_error))
-
-
-Strategy = Callable[[RoundState, np.random.Generator], np.ndarray]
-
-
-def _top(scores: torch.Tensor, budget: int) -> np.ndarray:
-    return scores.argsort(descending=True, stable=True)[:budget].numpy()
-
-
-def _rad(gains: torch.Tensor, mistakes: int, state: RoundState, rng: np.random.Generator) -> np.ndarray:
-    return depround(rad_marginals(gains.numpy(), mistakes, state.budget), rng)
-
-
-def uniform(state: RoundState, rng: np.random.Generator) -> np.ndarray:
-    return rng.choice(len(state.student_probs), state.budget, replace=False)
-
-
-def margin(state: RoundState, rng: np.random.Generator) -> np.ndarray:
-    return _top(margin_gain(state.student_probs), state.budget)
-
-
-def entropy(state: RoundState, rng: np.random.Generator) -> np.ndarray:
-    return _top(entropy_gain(state.student_probs), state.budget)
-
-
-def rad(state: RoundState, rng: np.random.Generator) -> np.ndarray:
-    """The gain-only game: margin gains, m from the teacher's validation accuracy."""
-    return _rad(margin_gain(state.student_probs), state.mistakes, state, rng)
-
-
-def rad_true_m(state: RoundState, rng: np.random.Generator) -> np.ndarray:
-    """The game with m = the true number of teacher mistakes among margin sampling's picks (oracle)."""
-    gains = margin_gain(state.student_probs)
-    mistakes = int((~state.teacher_right[_top(gains, state.budget)]).sum())
-    return _rad(gains, mistakes, state, rng)
-
-
-def rad_student_correctness(state: RoundState, rng: np.random.Generator) -> np.ndarray:
-    """The game on expected gains: a point is worth its margin gain times P(teacher right | the student's margin),
-    an isotonic fit on V that needs no teacher query on the pool; m as in RAD."""
-    right = state.right_given_student_margin(top1_margin(state.student_probs))
-    return _rad(margin_gain(state.student_probs) * right, state.mistakes, state, rng)
-
-
-def rad_teacher_correctness(state: RoundState, rng: np.random.Generator) -> np.ndarray:
-    """As :func:`rad_student_correctness` with P(teacher right | the teacher's own margin), notebook 02's calibrated
-    alpha: it reads the teacher's output on every pool point (privileged: that costs queries in practice)."""
-    return _rad(margin_gain(state.student_probs) * state.right_given_teacher_margin, state.mistakes, state, rng)
-
-
-def oracle_margin(state: RoundState, rng: np.random.Generator) -> np.ndarray:
-    """Margin sampling that skips the points the teacher gets wrong (reads the truth: an upper bound)."""
-    gains = margin_gain(state.student_probs).masked_fill(~state.teacher_right, -1.0)
-    return _top(gains, state.budget)
-
-
-STRATEGIES: dict[str, Strategy] = {
-    "uniform": uniform,
-    "margin": margin,
-    "entropy": entropy,
-    "RAD": rad,
-    "RAD, true m": rad_true_m,
-    "RAD + student-side correctness": rad_student_correctness,
-    "RAD + teacher confidence (privileged)": rad_teacher_correctness,
-    "oracle (skip teacher mistakes)": oracle_margin,
-}
+ACTIVE_VERSION = 2
+STRATEGIES = ("uniform", "margin", "entropy", "RAD", "RAD, true m", "RAD + student-side correctness", "RAD + teacher confidence (privileged)",
+              "oracle (skip teacher mistakes)")  # the selection rules of notebook 04, in presentation order
 
 
 @dataclass(frozen=True)
@@ -137,23 +56,20 @@ def train_round(task: SemiSupervisedTask, queried: list[np.ndarray], student: Se
     """
     n_l, c = len(task.y_labelled), task.num_classes
     union = np.unique(np.concatenate([q for q in queried] + [np.zeros(0, dtype=int)])).astype(int)
-    x = torch.cat([task.x_labelled, task.x_unlabelled[union]])
-    targets = torch.cat([nn.functional.one_hot(task.y_labelled, c).float(), task.teacher_unlabelled[union]])
+    probs = torch.cat([torch.nn.functional.one_hot(task.y_labelled, c).float(), task.teacher_unlabelled[union]])
+    labels = torch.cat([task.y_labelled, torch.full((len(union),), -1, dtype=task.y_labelled.dtype)])
+    train = TrainSet(torch.cat([task.x_labelled, task.x_unlabelled[union]]), labels, teacher=torch.log(probs.clamp_min(1e-12)))
     position = {int(u): n_l + k for k, u in enumerate(union)}
-    weights = torch.zeros(len(queried), len(x))
-    weights[:, :n_l] = 1.0
-    for m, q in enumerate(queried):
-        weights[m, [position[int(u)] for u in q]] = 1.0
-
-    def loss(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        per_example = -(targets[idx] * torch.log_softmax(logits[..., 0], -1)).sum(-1)  # (M, B)
-        w = weights[:, idx]
-        return (w * per_example).sum(-1) / w.sum(-1).clamp_min(1.0)  # the mean over each student's own examples
-
-    model = StackedMLP(x.shape[1], student.hidden, c, [1] * len(queried), seed)
-    history = fit_stacked(model, loss, x, val=(task.x_val, task.y_val), config=student.train, seed=seed, progress=False)
-    probs = {name: torch.softmax(stacked_class_scores(model, x_all), -1) for name, x_all in (("U", task.x_unlabelled), ("V", task.x_val))}
-    return {"val_accuracy": history.best_val_accuracy, "test_accuracy": stacked_accuracy(model, task.x_test, task.y_test), "probs_U": probs["U"], "probs_V": probs["V"]}
+    objectives = []
+    for q in queried:  # each student: the soft labels of its own queries, averaged over its own examples
+        own = torch.zeros(len(labels))
+        own[[position[int(u)] for u in q]] = 1.0
+        objectives.append(get_objective("weighted_distillation", weights=own, target="soft", normalise=True))
+    set_seed(seed)
+    model = StackedMLP(train.inputs.x.shape[1], student.hidden, c, [1] * len(queried), seed)
+    history = fit(model, objectives, train, config=student.train, seed=seed, val=(task.x_val, task.y_val), progress=False)
+    probs = {name: torch.softmax(predict_outputs(model, x_all), -1) for name, x_all in (("U", task.x_unlabelled), ("V", task.x_val))}
+    return {"val_accuracy": history.best_val_accuracy, "test_accuracy": accuracy(model, task.x_test, task.y_test), "probs_U": probs["U"], "probs_V": probs["V"]}
 
 
 def run_active(task: SemiSupervisedTask, strategies: list[str], protocol: ActiveProtocol, cache: Cache | None = None) -> dict[str, pd.DataFrame]:
@@ -163,9 +79,9 @@ def run_active(task: SemiSupervisedTask, strategies: list[str], protocol: Active
     accuracy, and the teacher's error rate among that round's and among all queried points; and ``"alignment"``:
     the teacher's error rate on U per decile of the first student's uncertainty (:func:`error_by_uncertainty`).
     """
-    unknown = [s for s in strategies if s not in STRATEGIES]
+    unknown = [s for s in strategies if s not in available_selection_rules()]
     if unknown or not strategies:
-        raise ValueError(f"unknown strategies {unknown} (known: {sorted(STRATEGIES)})" if unknown else "no strategies to run")
+        raise ValueError(f"unknown strategies {unknown} (known: {available_selection_rules()})" if unknown else "no strategies to run")
     if protocol.rounds * protocol.budget > len(task.y_unlabelled):
         raise ValueError(f"{protocol.rounds} rounds of {protocol.budget} queries exceed the pool ({len(task.y_unlabelled)} points)")
     key = {"task": task.fingerprint(), "strategies": strategies, "protocol": protocol, "version": ACTIVE_VERSION}
@@ -191,7 +107,7 @@ def _run(task: SemiSupervisedTask, strategies: list[str], protocol: ActiveProtoc
             calibration = MonotoneCorrectness(top1_margin(probs_v[m]), teacher_right_val)
             state = RoundState(probs_u[m][candidates], protocol.budget, teacher_error, teacher_right[candidates], calibration,
                                right_given_teacher_margin[candidates])
-            chosen = candidates[STRATEGIES[name](state, rng)]
+            chosen = candidates[get_selection_rule(name)(state, rng)]
             if len(chosen) != protocol.budget or len(np.intersect1d(chosen, queried[m])):
                 raise RuntimeError(f"strategy {name!r} returned {len(chosen)} points (budget {protocol.budget}) or repeated a query")
             picked.append(chosen)
@@ -245,7 +161,7 @@ def make_task(dataset: str, n_labelled: int, teacher: str, seed: int, profile: s
         raise ValueError(f"teacher must be 'noisy' or 'clean', got {teacher!r}")
     return vision_semisup_task(
         dataset, n_labelled, n_unlabelled=pick(profile, unlabelled.POOL)[dataset], seed=seed, n_validation=pick(profile, unlabelled.VALIDATION),
-        recipe=noisy_teacher_recipe(dataset, profile), teacher=vision_teacher(dataset, profile),
+        recipe=few_label_recipe(dataset, profile), teacher=vision_teacher(dataset, profile),
     )
 
 

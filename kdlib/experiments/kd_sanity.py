@@ -1,76 +1,61 @@
 """Notebook 00's end-to-end check: a student alone vs the same student with vanilla KD (Hinton et al. 2015).
 
 The student sees ``n_train`` labelled examples drawn from its teacher's training subset; KD adds the teacher's
-softened logits on the same examples. Temperature and alpha are Hinton's usual values, not tuned.
+softened logits on the same examples. Temperature and alpha are Hinton's usual values, not tuned. One cell of the
+grid trains both methods' students for one (task, seed).
 """
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from dataclasses import dataclass
+from functools import lru_cache
 
-from kdlib.data import load
-from kdlib.distill.task import DistillationTask
-from kdlib.models import STUDENT_CNN, BagOfTokensStudent, CNNConfig, SmallCNN, cached_embeddings, load_tokenizer, tokenize_to_ids
-from kdlib.teachers import Teacher, image_inputs, teacher_logits
+from kdlib.profiles import pick
+from kdlib.tasks import TransferTask, text_transfer_task, vision_transfer_task
+from kdlib.teachers import text_teacher, vision_teacher
 from kdlib.train import TrainConfig
 
 METHODS = {
     "student alone": {"name": "ce"},
     "student + KD": {"name": "kd", "temperature": 4.0, "alpha": 0.9},
 }
+TASKS = {"Fashion-MNIST (CNN student)": "vision", "SST-2 (bag-of-tokens student)": "text"}
 
 
-def _subset(indices: np.ndarray, n: int) -> np.ndarray:
-    if n > len(indices):
-        raise ValueError(f"asked for {n} student examples but the teacher's training subset holds {len(indices)}")
-    return np.sort(np.random.default_rng(1).permutation(indices)[:n])
+@dataclass(frozen=True)
+class SanitySettings:
+    """The numbers of one profile: student examples per task, maximum epochs, seeds."""
+
+    examples: dict
+    epochs: int
+    seeds: int
+    teachers: str  # the profile of the shared teachers
 
 
-def vision_task(teacher: Teacher, n_train: int, epochs: int = 60) -> DistillationTask:
-    """A small-CNN student on ``n_train`` images of the teacher's dataset."""
-    dataset = teacher.recipe.dataset
-    train, test = load(dataset, "train"), load(dataset, "test")
-    idx = _subset(teacher.train_idx, n_train)
-    x_train = image_inputs(dataset, train.x[idx])
-    config = CNNConfig(in_channels=x_train.shape[1], num_classes=len(teacher.classes), **STUDENT_CNN)
-    return DistillationTask(
-        name=f"{dataset} n={n_train}",
-        x_train=x_train,
-        y_train=torch.tensor(train.y[idx]),
-        teacher_train=teacher_logits(teacher, x_train),
-        x_val=image_inputs(dataset, train.x[teacher.val_idx]),
-        y_val=torch.tensor(train.y[teacher.val_idx]),
-        x_test=image_inputs(dataset, test.x),
-        y_test=torch.tensor(test.y),
-        make_student=lambda: SmallCNN(config),
-        student_description={"kind": "SmallCNN", **STUDENT_CNN},
-        methods=METHODS,
-        config=TrainConfig(epochs=epochs, batch_size=64, lr=3e-3, weight_decay=1e-4, patience=8),
-    )
+SETTINGS = {
+    "quick": SanitySettings(examples={"vision": 500, "text": 500}, epochs=15, seeds=2, teachers="quick"),
+    "full": SanitySettings(examples={"vision": 1000, "text": 2000}, epochs=100, seeds=3, teachers="full"),
+}
 
 
-def text_task(teacher: Teacher, n_train: int, max_length: int = 64, epochs: int = 60) -> DistillationTask:
-    """A bag-of-tokens student, trained from scratch on ``n_train`` texts of the teacher's training subset."""
-    splits = teacher.extra["splits"]
-    tokenizer = load_tokenizer(teacher.recipe.encoder)
-    position = np.searchsorted(teacher.train_idx, _subset(teacher.train_idx, n_train))
-    texts = [splits.train_texts[i] for i in position]
-    x_train = tokenize_to_ids(tokenizer, texts, max_length)
+def settings(profile: str, seeds: int | None = None) -> SanitySettings:
+    """The settings of ``profile`` (``seeds`` overrides the full profile's number of seeds)."""
+    chosen = pick(profile, SETTINGS)
+    return chosen if seeds is None or profile == "quick" else SanitySettings(chosen.examples, chosen.epochs, seeds, chosen.teachers)
 
-    embeddings = torch.tensor(cached_embeddings(teacher.recipe.encoder, texts, teacher.recipe.max_length))
-    student = {"kind": "BagOfTokensStudent", "vocab_size": tokenizer.vocab_size, "embed_dim": 64, "hidden": 64}
-    return DistillationTask(
-        name=f"{teacher.recipe.dataset} n={n_train}",
-        x_train=x_train,
-        y_train=torch.tensor(splits.train_labels[position]),
-        teacher_train=teacher_logits(teacher, embeddings),
-        x_val=tokenize_to_ids(tokenizer, splits.val_texts, max_length),
-        y_val=torch.tensor(splits.val_labels),
-        x_test=tokenize_to_ids(tokenizer, splits.test_texts, max_length),
-        y_test=torch.tensor(splits.test_labels),
-        make_student=lambda: BagOfTokensStudent(tokenizer.vocab_size, len(teacher.classes), 64, 64),
-        student_description=student,
-        methods=METHODS,
-        config=TrainConfig(epochs=epochs, batch_size=64, lr=3e-3, weight_decay=0.0, patience=6),
-    )
+
+@lru_cache(maxsize=4)
+def build_task(kind: str, n_train: int, epochs: int, teachers: str) -> TransferTask:
+    """The vision (Fashion-MNIST, small CNN) or text (SST-2, bag of tokens) task; teachers come from the cache."""
+    if kind == "vision":
+        config = TrainConfig(epochs=epochs, batch_size=64, lr=3e-3, weight_decay=1e-4, patience=8)
+        return vision_transfer_task(vision_teacher("fashion_mnist", teachers), n_train, METHODS, config)
+    if kind == "text":
+        config = TrainConfig(epochs=epochs, batch_size=64, lr=3e-3, weight_decay=0.0, patience=6)
+        return text_transfer_task(text_teacher("sst2", teachers), n_train, METHODS, config)
+    raise ValueError(f"kind must be 'vision' or 'text', got {kind!r}")
+
+
+def train_cell(kind: str, n_train: int, epochs: int, teachers: str, seed: int) -> list[dict]:
+    """One grid cell: both methods' students on one task and seed."""
+    return build_task(kind, n_train, epochs, teachers).train(list(METHODS), seed)

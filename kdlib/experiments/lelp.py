@@ -18,152 +18,22 @@ the controls that isolate LELP's projections (random directions, no null space) 
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from kdlib.cache import Cache, fingerprint
-from kdlib.data import load
-from kdlib.distill.lelp import fit_projection, lelp_targets
-from kdlib.distill.subclass import assignment_targets, class_centroids, kmeans_centroids, nearest_centroid, subclass_targets
+from kdlib.cache import Cache
+from kdlib.distill import get_objective
+from kdlib.models.stacked import StackedMLP
 from kdlib.results import Record, per_seed_differences, welch_difference
-from kdlib.models import bag_of_tokens, build_vocabulary, cached_embeddings, load_tokenizer
-from kdlib.stacked import Inputs, StackedMLP, class_cross_entropy, fit_stacked, stacked_accuracy, subclass_cross_entropy
-from kdlib.teachers import LABEL_MAPS, image_inputs, teacher_features, text_teacher, vision_teacher
-from kdlib.train import TrainConfig
+from kdlib.tasks import SubclassTask, subclass_text_task, subclass_vision_task
+from kdlib.train import TrainConfig, TrainSet, accuracy, fit, set_seed
 
-EXPERIMENT_VERSION = 1
-
-
-@dataclass
-class SubclassTask:
-    """A teacher's view of a few-class task, and the student's data."""
-
-    name: str
-    classes: tuple[str, ...]
-    teacher_name: str
-    teacher_test_accuracy: float
-    x_transfer: Inputs
-    y_transfer: torch.Tensor  # true labels of the transfer set (used only by the "labels only" baseline)
-    logits_transfer: torch.Tensor
-    embeddings_transfer: torch.Tensor
-    x_val: Inputs
-    y_val: torch.Tensor
-    x_test: Inputs
-    y_test: torch.Tensor
-    embeddings_fit: torch.Tensor  # teacher embeddings of (a sample of) its training set, with their true labels
-    y_fit: torch.Tensor
-    head_weight: torch.Tensor
-    fine_transfer: torch.Tensor | None = None  # oracle subclass (index within its class) where a finer label exists
-    fine_fit: torch.Tensor | None = None
-    _fingerprint: str | None = field(default=None, repr=False)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def num_fine(self) -> int | None:
-        return None if self.fine_fit is None else int(self.fine_fit.max()) + 1
-
-    @property
-    def in_dim(self) -> int:
-        return self.x_transfer.shape[1]
-
-    def fingerprint(self) -> str:
-        if self._fingerprint is None:
-            self._fingerprint = fingerprint({k: v for k, v in self.__dict__.items() if k != "_fingerprint"} | {"version": EXPERIMENT_VERSION})
-        return self._fingerprint
-
-    def summary(self) -> dict:
-        return {
-            "task": self.name,
-            "classes": self.num_classes,
-            "teacher": self.teacher_name,
-            "teacher test acc": self.teacher_test_accuracy,
-            "transfer": self.x_transfer.shape[0],
-            "student input dim": self.in_dim,
-            "val": len(self.y_val),
-            "test": len(self.y_test),
-            "oracle subclasses": self.num_fine or "-",
-        }
-
-
-def _sample(indices: np.ndarray, n: int, seed: int = 1) -> np.ndarray:
-    if n > len(indices):
-        raise ValueError(f"asked for {n} examples from a pool of {len(indices)}")
-    return np.random.default_rng(seed).permutation(indices)[:n]
-
-
-def vision_task(dataset: str, labels: str, profile: str, n_transfer: int, n_fit: int, n_val: int, cache: Cache | None = None) -> SubclassTask:
-    """A binarised (``labels="mod2"``) or original (``"fine"``) image task; the student reads flattened pixels.
-
-    The transfer set is the first ``n_transfer`` of ``n_fit`` examples sampled from the teacher's training subset.
-    """
-    teacher = vision_teacher(dataset, profile, labels, cache)
-    train, test = load(dataset, "train"), load(dataset, "test")
-    relabel = LABEL_MAPS[labels]
-    fit_idx = _sample(teacher.train_idx, max(n_fit, n_transfer))
-    val_idx = teacher.val_idx[:n_val]
-    fit_inputs = image_inputs(dataset, train.x[fit_idx])
-    logits_fit, embeddings_fit = teacher_features(teacher, fit_inputs, cache)
-    flat = lambda images: image_inputs(dataset, images).flatten(1)  # noqa: E731
-    fine = (lambda y: torch.tensor(y // 2)) if labels == "mod2" else None  # fine class 2s + c is subclass s of class c
-    return SubclassTask(
-        name=f"{dataset} ({'y mod 2' if labels == 'mod2' else '10 classes'})",
-        classes=teacher.classes,
-        teacher_name=teacher.name,
-        teacher_test_accuracy=teacher.test_accuracy,
-        x_transfer=fit_inputs[:n_transfer].flatten(1),
-        y_transfer=torch.tensor(relabel(train.y[fit_idx[:n_transfer]])),
-        logits_transfer=logits_fit[:n_transfer],
-        embeddings_transfer=embeddings_fit[:n_transfer],
-        x_val=flat(train.x[val_idx]),
-        y_val=torch.tensor(relabel(train.y[val_idx])),
-        x_test=flat(test.x),
-        y_test=torch.tensor(relabel(test.y)),
-        embeddings_fit=embeddings_fit,
-        y_fit=torch.tensor(relabel(train.y[fit_idx])),
-        head_weight=teacher.model.head.weight.detach(),
-        fine_transfer=fine(train.y[fit_idx[:n_transfer]]) if fine else None,
-        fine_fit=fine(train.y[fit_idx]) if fine else None,
-    )
-
-
-def text_task(dataset: str, profile: str, n_transfer: int, n_fit: int, vocabulary_size: int, cache: Cache | None = None) -> SubclassTask:
-    """A sentence-encoder teacher's task; the student reads a bag of the transfer set's most frequent tokens."""
-    teacher = text_teacher(dataset, profile, cache=cache)
-    splits, recipe = teacher.extra["splits"], teacher.recipe
-    sentence = lambda texts: torch.tensor(cached_embeddings(recipe.encoder, texts, recipe.max_length, cache))  # noqa: E731
-    fit_pos = _sample(np.arange(len(splits.train_texts)), max(n_fit, n_transfer))
-    train_sentences = sentence(splits.train_texts)  # cached with the teacher
-    logits_fit, embeddings_fit = teacher_features(teacher, train_sentences[fit_pos], cache)
-    transfer_texts = [splits.train_texts[i] for i in fit_pos[:n_transfer]]
-    tokenizer = load_tokenizer(recipe.encoder)
-    vocabulary = build_vocabulary(tokenizer, transfer_texts, vocabulary_size)
-    bag = lambda texts: bag_of_tokens(tokenizer, texts, vocabulary)  # noqa: E731
-    return SubclassTask(
-        name=dataset,
-        classes=teacher.classes,
-        teacher_name=teacher.name,
-        teacher_test_accuracy=teacher.test_accuracy,
-        x_transfer=bag(transfer_texts),
-        y_transfer=torch.tensor(splits.train_labels[fit_pos[:n_transfer]]),
-        logits_transfer=logits_fit[:n_transfer],
-        embeddings_transfer=embeddings_fit[:n_transfer],
-        x_val=bag(splits.val_texts),
-        y_val=torch.tensor(splits.val_labels),
-        x_test=bag(splits.test_texts),
-        y_test=torch.tensor(splits.test_labels),
-        embeddings_fit=embeddings_fit,
-        y_fit=torch.tensor(splits.train_labels[fit_pos]),
-        head_weight=teacher.model.head.weight.detach(),
-    )
+EXPERIMENT_VERSION = 2
+vision_task, text_task = subclass_vision_task, subclass_text_task
 
 
 # --- the compared targets ---------------------------------------------------------------------------------------
@@ -184,63 +54,38 @@ class Variant:
         return ", ".join(parts) or "-"
 
 
-TargetBuilder = Callable[[SubclassTask, Variant, int], torch.Tensor]
+def objective_spec(task: SubclassTask, variant: Variant, seed: int) -> dict:
+    """The registered objective (name and parameters) of a variant on the task's transfer set."""
+    probs = torch.softmax(task.logits_transfer / variant.temperature, dim=1)
+    teacher = {"teacher_logits": task.logits_transfer, "temperature": variant.temperature}
+    fit_data = {"embeddings": task.embeddings_transfer, "fit_embeddings": task.embeddings_fit, "fit_labels": task.y_fit}
+    specs = {
+        "labels only": lambda: {"name": "class_targets", "targets": torch.nn.functional.one_hot(task.y_transfer, task.num_classes).float()},
+        "vanilla KD": lambda: {"name": "class_targets", "targets": probs},
+        "head-matched KD": lambda: {"name": "class_targets", "targets": probs},
+        "LELP": lambda: {"name": "lelp", **teacher, **fit_data, "head_weight": task.head_weight, "subclasses": variant.subclasses,
+                         "beta": variant.beta, "seed": seed},
+        "LELP w/o null space": lambda: {**specs["LELP"](), "null_space": False},
+        "random projections": lambda: {**specs["LELP"](), "directions": "random"},
+        "uniform split": lambda: {"name": "uniform_split", **teacher, "subclasses": variant.subclasses},
+        "k-means": lambda: {"name": "kmeans_subclasses", **teacher, **fit_data, "subclasses": variant.subclasses, "seed": seed},
+        "oracle subclasses": lambda: _oracle_spec(task, variant, teacher, fit_data),
+    }
+    if variant.method not in specs:
+        raise ValueError(f"unknown method {variant.method!r}; available: {', '.join(METHODS)}")
+    return specs[variant.method]()
 
 
-def _teacher_probs(task: SubclassTask, variant: Variant) -> torch.Tensor:
-    return torch.softmax(task.logits_transfer / variant.temperature, dim=1)
-
-
-def _projection_targets(null_space: bool, directions: str) -> TargetBuilder:
-    def build(task: SubclassTask, variant: Variant, seed: int) -> torch.Tensor:
-        projection = fit_projection(
-            task.embeddings_fit, task.y_fit, task.head_weight, variant.subclasses, null_space=null_space, directions=directions, seed=seed
-        )
-        return lelp_targets(task.logits_transfer, task.embeddings_transfer, projection, variant.temperature, variant.beta)
-
-    return build
-
-
-def _kmeans_targets(task: SubclassTask, variant: Variant, seed: int) -> torch.Tensor:
-    centroids = kmeans_centroids(task.embeddings_fit, task.y_fit, task.num_classes, variant.subclasses, seed)
-    return assignment_targets(_teacher_probs(task, variant), nearest_centroid(task.embeddings_transfer, centroids), variant.subclasses)
-
-
-def _oracle_targets(task: SubclassTask, variant: Variant, seed: int) -> torch.Tensor:
+def _oracle_spec(task: SubclassTask, variant: Variant, teacher: dict, fit_data: dict) -> dict:
     """True fine labels for an example's own class; the nearest true-subclass centroid for the other classes."""
     if task.fine_fit is None:
         raise ValueError(f"task {task.name!r} has no finer labels for oracle subclasses")
-    centroids = class_centroids(task.embeddings_fit, task.y_fit, task.fine_fit, task.num_classes, variant.subclasses)
-    assignment = nearest_centroid(task.embeddings_transfer, centroids)
-    assignment[torch.arange(len(assignment)), task.y_transfer] = task.fine_transfer
-    return assignment_targets(_teacher_probs(task, variant), assignment, variant.subclasses)
+    return {"name": "oracle_subclasses", **teacher, **fit_data, "labels": task.y_transfer, "fine": task.fine_transfer, "fit_fine": task.fine_fit,
+            "subclasses": variant.subclasses}
 
 
-CLASS_TARGETS: dict[str, TargetBuilder] = {
-    "labels only": lambda task, variant, seed: torch.nn.functional.one_hot(task.y_transfer, task.num_classes).float(),
-    "vanilla KD": lambda task, variant, seed: _teacher_probs(task, variant),
-    "head-matched KD": lambda task, variant, seed: _teacher_probs(task, variant),
-}
-SUBCLASS_TARGETS: dict[str, TargetBuilder] = {
-    "LELP": _projection_targets(null_space=True, directions="pca"),
-    "LELP w/o null space": _projection_targets(null_space=False, directions="pca"),
-    "random projections": _projection_targets(null_space=True, directions="random"),
-    "uniform split": lambda task, variant, seed: subclass_targets(
-        _teacher_probs(task, variant), torch.zeros(len(task.logits_transfer), task.num_classes, variant.subclasses), math.inf
-    ),
-    "k-means": _kmeans_targets,
-    "oracle subclasses": _oracle_targets,
-}
-METHODS = tuple(CLASS_TARGETS) + tuple(SUBCLASS_TARGETS)
-
-
-def build_targets(task: SubclassTask, variant: Variant, seed: int) -> tuple[torch.Tensor, bool]:
-    """The (N, C) class or (N, C, S) subclass targets of a variant on the transfer set, and whether they are subclass-level."""
-    if variant.method in CLASS_TARGETS:
-        return CLASS_TARGETS[variant.method](task, variant, seed), False
-    if variant.method in SUBCLASS_TARGETS:
-        return SUBCLASS_TARGETS[variant.method](task, variant, seed), True
-    raise ValueError(f"unknown method {variant.method!r}; available: {', '.join(METHODS)}")
+METHODS = ("labels only", "vanilla KD", "head-matched KD", "LELP", "LELP w/o null space", "random projections", "uniform split", "k-means",
+           "oracle subclasses")
 
 
 # --- training -------------------------------------------------------------------------------------------------
@@ -259,20 +104,12 @@ def train_students(task: SubclassTask, variants: Sequence[Variant], seed: int, r
     key = {"task": task.fingerprint(), "variants": [asdict(v) for v in variants], "seed": seed, "recipe": recipe}
 
     def compute() -> list[dict]:
-        max_s = max(v.subclasses for v in variants)
-        targets = torch.zeros(len(variants), task.x_transfer.shape[0], task.num_classes, max_s)
-        subclass_level = torch.zeros(len(variants), dtype=torch.bool)
-        for m, variant in enumerate(variants):
-            t, subclass_level[m] = build_targets(task, variant, seed)
-            targets[m, :, :, : t.shape[2] if t.ndim == 3 else 1] = t if t.ndim == 3 else t[:, :, None]
-
-        def loss(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-            batch = targets[:, idx]
-            return torch.where(subclass_level, subclass_cross_entropy(logits, batch), class_cross_entropy(logits, batch.sum(-1)))
-
+        objectives = [get_objective(**objective_spec(task, variant, seed)) for variant in variants]
+        set_seed(seed)
         model = StackedMLP(task.in_dim, recipe.hidden, task.num_classes, [v.subclasses for v in variants], seed)
-        history = fit_stacked(model, loss, task.x_transfer, val=(task.x_val, task.y_val), config=recipe.train, seed=seed, progress=False)
-        test = stacked_accuracy(model, task.x_test, task.y_test)
+        history = fit(model, objectives, TrainSet(task.x_transfer, task.y_transfer), config=recipe.train, seed=seed, val=(task.x_val, task.y_val),
+                      progress=False)
+        test = accuracy(model, task.x_test, task.y_test)
         return [
             {**asdict(v), "setting": v.label, "seed": seed, "val_accuracy": float(history.best_val_accuracy[m]),
              "test_accuracy": float(test[m]), "best_step": int(history.best_step[m]), "steps": history.steps}

@@ -1,7 +1,7 @@
 """Notebook 02 (SLaM): the compared ways of learning from a noisy teacher's labels on the unlabelled pool.
 
-Every method is an :class:`~kdlib.semisup.UnlabelledObjective`; all of them also fit the true labels of L.
-alpha(x) and k are estimated on the validation set V only; the oracle reads U's true labels (an upper bound).
+Every method is a registered objective spec; all of them also fit the true labels of L. alpha(x) and k are
+estimated on the validation set V only; the oracle reads U's true labels (an upper bound).
 """
 
 from __future__ import annotations
@@ -11,33 +11,32 @@ import torch
 
 from kdlib.distill.correctness import CorrectnessCalibration
 from kdlib.distill.slam import estimate_k, oracle_alpha, top_k_mask
-from kdlib.experiments.unlabelled import THRESHOLDS, baseline_objectives, oracle_correct
-from kdlib.semisup import SemiSupervisedTask, UnlabelledObjective
+from kdlib.experiments.unlabelled import THRESHOLDS, baseline_methods, oracle_correct
+from kdlib.tasks import SemiSupervisedTask
 
 
-def slam_objective(task: SemiSupervisedTask) -> UnlabelledObjective:
+def slam_method(task: SemiSupervisedTask) -> dict:
     """SLaM as run in notebook 02: soft teacher targets, isotonic alpha(x) and the global k, both fitted on V."""
     probs = task.teacher_unlabelled
     alpha = CorrectnessCalibration(task.teacher_val, task.y_val)(probs)
     mask = top_k_mask(probs, estimate_k(task.teacher_val, task.y_val))
-    return UnlabelledObjective("SLaM", probs, torch.ones(len(probs)), alpha, mask)
+    return {"name": "slam", "alpha": task.on_training_set(alpha), "mask": task.on_training_set(mask)}
 
 
-def objectives(task: SemiSupervisedTask, thresholds: tuple[float, ...] = THRESHOLDS) -> list[UnlabelledObjective]:
+def methods(task: SemiSupervisedTask, thresholds: tuple[float, ...] = THRESHOLDS) -> dict[str, dict]:
     """The baselines (labels only, hard / soft distillation, confidence thresholds), SLaM and its ablations."""
-    slam = slam_objective(task)
-    probs, alpha, mask = slam.targets, slam.alpha, slam.mask
+    slam = slam_method(task)
+    probs = task.teacher_unlabelled
     n, c = probs.shape
-    ones = torch.ones(n)
-    constant = torch.full((n,), task.teacher_accuracy("val"))
-    return [
-        *baseline_objectives(task, thresholds),
-        slam,
-        UnlabelledObjective("SLaM (normalised mix)", probs, ones, alpha, mask, normalise=True),
-        UnlabelledObjective("SLaM, constant alpha", probs, ones, constant, mask),
-        UnlabelledObjective("SLaM, k = C", probs, ones, alpha, torch.ones(n, c)),
-        UnlabelledObjective("SLaM, oracle alpha", probs, ones, oracle_alpha(probs, task.y_unlabelled), mask),
-    ]
+    constant = task.on_training_set(torch.full((n,), task.teacher_accuracy("val")))
+    return {
+        **baseline_methods(thresholds),
+        "SLaM": slam,
+        "SLaM (normalised mix)": {**slam, "normalise": True},
+        "SLaM, constant alpha": {**slam, "alpha": constant},
+        "SLaM, k = C": {**slam, "mask": task.on_training_set(torch.ones(n, c))},
+        "SLaM, oracle alpha": {**slam, "alpha": task.on_training_set(oracle_alpha(probs, task.y_unlabelled))},
+    }
 
 
 def calibration(task: SemiSupervisedTask, bins: int = 8) -> pd.DataFrame:

@@ -1,26 +1,35 @@
-"""What notebooks 02 (SLaM) and 03 (weighted distillation) share: the sweep of tasks, the baselines for distilling on
-a teacher-labelled pool U, the evaluation of a list of objectives on one task, the threshold chosen on validation,
+"""What notebooks 02 (SLaM), 03 (weighted distillation) and 04 (RAD) share: the sweep of semi-supervised tasks, the
+stacked students trained on L plus the teacher-labelled pool U, the baselines, the threshold chosen on validation,
 and records.
+
+A method is a registered objective spec (``{"name": "soft_distillation"}``, ``{"name": "slam", "alpha": ...}``);
+per-example data in a spec (alpha, masks, weights, teacher errors) is aligned with the training set L then U
+(:meth:`~kdlib.tasks.SemiSupervisedTask.on_training_set`).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from dataclasses import dataclass
+from typing import Callable, Iterator, Mapping
 
 import pandas as pd
 import torch
-from torch import nn
 
 from tqdm.auto import tqdm
 
 from kdlib.cache import Cache
+from kdlib.distill import get_objective
 from kdlib.distill.slam import oracle_alpha
+from kdlib.distill.weighted import debiasing_weight, distortion
+from kdlib.models.stacked import StackedMLP
 from kdlib.profiles import pick
 from kdlib.results import Record, per_seed_differences, welch_difference
-from kdlib.semisup import (
-    SemiSupervisedStudent, SemiSupervisedTask, UnlabelledObjective, noisy_teacher_recipe, text_semisup_task, train_students, vision_semisup_task,
-)
-from kdlib.train import TrainConfig
+from kdlib.tasks import SemiSupervisedTask, text_semisup_task, vision_semisup_task
+from kdlib.teachers import few_label_recipe
+from kdlib.train import TrainConfig, accuracy, fit, predict_outputs, set_seed
+
+STUDENTS_VERSION = 2
+Methods = Mapping[str, Mapping]  # method name -> objective spec
 
 THRESHOLDS = (0.5, 0.7, 0.9)
 
@@ -35,6 +44,48 @@ STUDENT_TRAINING = {
     "quick": TrainConfig(epochs=6, batch_size=256, lr=3e-3, patience=3, cosine=True),
     "full": TrainConfig(epochs=30, batch_size=256, lr=3e-3, patience=5, cosine=True),
 }
+
+
+@dataclass(frozen=True)
+class SemiSupervisedStudent:
+    """The MLP student on the task's inputs (one hidden layer) and its optimisation."""
+
+    hidden: int
+    train: TrainConfig
+
+
+def train_students(task: SemiSupervisedTask, methods: Methods, seed: int, student: SemiSupervisedStudent, cache: Cache | None = None) -> list[dict]:
+    """Train one student per method on L ∪ U as one stack (same initialisation and batches); cached.
+
+    Returns one row per method: its name, best validation accuracy and test accuracy (and, for the
+    ``debiased_distillation`` methods, ``unlabelled_weights``: the debiasing weights on U under the final student).
+    """
+    if not methods:
+        raise ValueError("no methods to train")
+    train = task.training_set()
+    n_l = len(task.y_labelled)
+    for name, spec in methods.items():
+        for key, value in spec.items():
+            if isinstance(value, torch.Tensor) and len(value) != len(train.labels):
+                raise ValueError(f"method {name!r}: {key} must be aligned with the {len(train.labels)} training examples (L then U), got {len(value)}")
+    key = {"task": task.fingerprint(), "methods": {k: dict(v) for k, v in methods.items()}, "seed": seed, "student": student, "version": STUDENTS_VERSION}
+
+    def compute() -> list[dict]:
+        names = list(methods)
+        set_seed(seed)
+        model = StackedMLP(train.inputs.x.shape[1], student.hidden, task.num_classes, [1] * len(names), seed)
+        history = fit(model, [get_objective(**methods[n]) for n in names], train, config=student.train, seed=seed, val=(task.x_val, task.y_val),
+                      progress=False)
+        test = accuracy(model, task.x_test, task.y_test)
+        rows = [{"method": n, "val_accuracy": float(history.best_val_accuracy[m]), "test_accuracy": float(test[m])} for m, n in enumerate(names)]
+        debiased = [m for m, n in enumerate(names) if methods[n]["name"] == "debiased_distillation"]
+        if debiased:
+            ratio = distortion(predict_outputs(model, task.x_unlabelled)[debiased], task.teacher_unlabelled)
+            for j, m in enumerate(debiased):
+                rows[m]["unlabelled_weights"] = debiasing_weight(methods[names[m]]["teacher_error"][n_l:], ratio[j])
+        return rows
+
+    return (cache or Cache()).get_or_compute("semisup_students", key, compute)
 
 
 def sweeps(profile: str) -> dict[str, tuple[int, ...]]:
@@ -52,7 +103,7 @@ def make_task(dataset: str, n_labelled: int, seed: int, profile: str) -> SemiSup
     pool, validation = pick(profile, POOL)[dataset], pick(profile, VALIDATION)
     if dataset == "sst2":
         return text_semisup_task(dataset, n_labelled, n_unlabelled=pool, seed=seed, profile=profile, n_validation=validation)
-    return vision_semisup_task(dataset, n_labelled, n_unlabelled=pool, seed=seed, n_validation=validation, recipe=noisy_teacher_recipe(dataset, profile))
+    return vision_semisup_task(dataset, n_labelled, n_unlabelled=pool, seed=seed, n_validation=validation, recipe=few_label_recipe(dataset, profile))
 
 
 def tasks(profile: str, seeds: list[int]) -> Iterator[SemiSupervisedTask]:
@@ -71,38 +122,24 @@ def experiments(profile: str, which: str = "all") -> list[str]:
     return [f"{dataset} |L|={n}" for dataset, sizes in grid.items() for n in picks[which](sizes)]
 
 
-def hard_labels(task: SemiSupervisedTask) -> torch.Tensor:
-    """The teacher's argmax on U, one-hot (N_U, C)."""
-    return nn.functional.one_hot(task.teacher_unlabelled.argmax(1), task.num_classes).float()
-
-
 def oracle_correct(task: SemiSupervisedTask) -> torch.Tensor:
     """1 where the teacher's top-1 on U is right, else 0 (reads U's true labels: for oracles only)."""
     return oracle_alpha(task.teacher_unlabelled, task.y_unlabelled)
 
 
-def baseline_objectives(task: SemiSupervisedTask, thresholds: tuple[float, ...] = THRESHOLDS) -> list[UnlabelledObjective]:
-    """Labels only, hard and soft distillation, and confidence thresholding (one objective per threshold)."""
-    probs = task.teacher_unlabelled
-    n = len(probs)
-    hard = hard_labels(task)
-    confidence = probs.max(1).values
-    return [
-        UnlabelledObjective("labels only", probs, torch.zeros(n)),
-        UnlabelledObjective("hard distillation", hard, torch.ones(n)),
-        UnlabelledObjective("soft distillation", probs, torch.ones(n)),
-        *[UnlabelledObjective(f"threshold {t:g}", hard, (confidence >= t).float()) for t in thresholds],
-    ]
+def baseline_methods(thresholds: tuple[float, ...] = THRESHOLDS) -> dict[str, dict]:
+    """Labels only, hard and soft distillation, and confidence thresholding (one method per threshold)."""
+    return {
+        "labels only": {"name": "ce"},
+        "hard distillation": {"name": "hard_distillation"},
+        "soft distillation": {"name": "soft_distillation"},
+        **{f"threshold {t:g}": {"name": "confidence_threshold", "threshold": t} for t in thresholds},
+    }
 
 
-def evaluate(
-    task: SemiSupervisedTask,
-    objectives: Callable[[SemiSupervisedTask], list[UnlabelledObjective]],
-    student: SemiSupervisedStudent,
-    cache: Cache | None = None,
-) -> list[dict]:
-    """Every objective's student on ``task`` (its seed), plus the teacher itself as a row."""
-    rows = train_students(task, objectives(task), task.seed, student, cache)
+def evaluate(task: SemiSupervisedTask, methods: Callable[[SemiSupervisedTask], Methods], student: SemiSupervisedStudent, cache: Cache | None = None) -> list[dict]:
+    """Every method's student on ``task`` (its seed), plus the teacher itself as a row."""
+    rows = train_students(task, methods(task), task.seed, student, cache)
     rows.append({"method": "teacher", "val_accuracy": task.teacher_accuracy("val"), "test_accuracy": task.teacher_accuracy("test")})
     return [dict(r, dataset=task.dataset, n_labelled=task.n_labelled, seed=task.seed) for r in rows]
 

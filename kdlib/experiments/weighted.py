@@ -1,6 +1,6 @@
 """Notebook 03 (weighted distillation): per-example weights on the teacher-labelled pool, and their diagnostics.
 
-Every method is an :class:`~kdlib.semisup.UnlabelledObjective`; all of them also fit the true labels of L. The
+Every method is a registered objective spec; all of them also fit the true labels of L. The
 teacher-error estimate p(x) is fitted on the validation set V only; the oracle weights read U's true labels.
 """
 
@@ -14,8 +14,9 @@ from kdlib.cache import Cache
 from kdlib.distill.correctness import top1_margin
 from kdlib.distill.weighted import correctness_weight, teacher_error
 from kdlib.experiments import unlabelled
-from kdlib.experiments.slam import slam_objective
-from kdlib.semisup import SemiSupervisedStudent, SemiSupervisedTask, UnlabelledObjective
+from kdlib.experiments.slam import slam_method
+from kdlib.experiments.unlabelled import SemiSupervisedStudent
+from kdlib.tasks import SemiSupervisedTask
 
 WEIGHTED = {"hard": "weighted hard", "soft": "weighted soft"}  # R2, the main method
 R1 = {"hard": "weighted hard, R1 (1 - p)", "soft": "weighted soft, R1 (1 - p)"}
@@ -24,29 +25,27 @@ ORACLE = {"hard": "oracle weights, hard", "soft": "oracle weights, soft"}
 UNWEIGHTED = {"hard": "hard distillation", "soft": "soft distillation"}
 
 
-def objectives(task: SemiSupervisedTask, thresholds: tuple[float, ...] = unlabelled.THRESHOLDS) -> list[UnlabelledObjective]:
+def methods(task: SemiSupervisedTask, thresholds: tuple[float, ...] = unlabelled.THRESHOLDS) -> dict[str, dict]:
     """Baselines, weighted distillation (R2) and its ablations (R1, a constant weight, oracle weights), hard and
     soft, and SLaM as run in notebook 02."""
     error = teacher_error(task.teacher_val, task.y_val, task.teacher_unlabelled)
     r1 = correctness_weight(error)
-    constant = torch.full_like(r1, r1.mean().item())  # the same mean weight as R1, on every example
-    oracle = unlabelled.oracle_correct(task)
-    ones = torch.ones_like(r1)
-    targets = {"hard": unlabelled.hard_labels(task), "soft": task.teacher_unlabelled}
-    methods = []
-    for kind, target in targets.items():
-        methods += [
-            UnlabelledObjective(WEIGHTED[kind], target, ones, teacher_error=error),
-            UnlabelledObjective(R1[kind], target, r1),
-            UnlabelledObjective(CONSTANT[kind], target, constant),
-            UnlabelledObjective(ORACLE[kind], target, oracle),
-        ]
-    return [*unlabelled.baseline_objectives(task, thresholds), *methods, slam_objective(task)]
+    weights = [
+        (R1, r1),
+        (CONSTANT, torch.full_like(r1, r1.mean().item())),  # the same mean weight as R1, on every example
+        (ORACLE, unlabelled.oracle_correct(task)),
+    ]
+    out = unlabelled.baseline_methods(thresholds)
+    for kind in ("hard", "soft"):
+        out[WEIGHTED[kind]] = {"name": "debiased_distillation", "teacher_error": task.on_training_set(error, 0.0), "target": kind}
+        for names, w in weights:
+            out[names[kind]] = {"name": "weighted_distillation", "weights": task.on_training_set(w), "target": kind}
+    return {**out, "SLaM": slam_method(task)}
 
 
 def evaluate(task: SemiSupervisedTask, student: SemiSupervisedStudent, cache: Cache | None = None) -> tuple[list[dict], pd.DataFrame]:
     """Every method's student on ``task`` and, per example of U, the weights each weighting gave it."""
-    rows = unlabelled.evaluate(task, objectives, student, cache)
+    rows = unlabelled.evaluate(task, methods, student, cache)
     final = {r["method"]: r.pop("unlabelled_weights") for r in rows if "unlabelled_weights" in r}
     return rows, weights_on_pool(task, final)
 

@@ -83,14 +83,19 @@ def random_flip_crop(x: torch.Tensor, generator: torch.Generator, padding: int =
     return padded.permute(0, 2, 3, 1)[batch, rows.unsqueeze(2), cols.unsqueeze(1)].permute(0, 3, 1, 2).contiguous()
 
 
-def mixup_cutmix(x: torch.Tensor, targets: torch.Tensor, rng: np.random.Generator, mixup_alpha: float = 0.2, cutmix_alpha: float = 1.0,
+def mixup_cutmix(x: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, mixup_alpha: float = 0.2, cutmix_alpha: float = 1.0,
                  switch_prob: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
     """timm-style batch mixing: with probability ``switch_prob`` CutMix, else Mixup; each example is mixed with the
-    batch in reverse order. Returns the mixed images and the mixed soft targets (N, C), weighted by the pixel share."""
+    batch in reverse order. Returns the mixed images and the mixed soft targets (N, C), weighted by the pixel share.
+
+    (torchvision's v2 ``MixUp`` / ``CutMix`` do the same, but torchvision cannot be installed beside the pinned CPU
+    build of torch here.) All randomness comes from ``generator``.
+    """
     if targets.ndim != 2 or len(targets) != len(x):
         raise ValueError(f"targets must be soft or one-hot (N, C) for N = {len(x)}, got shape {tuple(targets.shape)}")
     if mixup_alpha <= 0 or cutmix_alpha <= 0 or not 0 <= switch_prob <= 1:
         raise ValueError(f"need positive alphas and a switch probability in [0, 1], got {mixup_alpha}, {cutmix_alpha}, {switch_prob}")
+    rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
     partner_x, partner_t = x.flip(0), targets.flip(0)
     if rng.random() < switch_prob:
         lam = float(rng.beta(cutmix_alpha, cutmix_alpha))
@@ -106,3 +111,30 @@ def mixup_cutmix(x: torch.Tensor, targets: torch.Tensor, rng: np.random.Generato
         lam = float(rng.beta(mixup_alpha, mixup_alpha))
         mixed = lam * x + (1 - lam) * partner_x
     return mixed, lam * targets + (1 - lam) * partner_t
+
+
+@dataclass(frozen=True)
+class FlipCrop:
+    """Batch transform for :func:`kdlib.train.fit`: random horizontal flip and padded random crop."""
+
+    padding: int = 4
+
+    def __call__(self, x: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return random_flip_crop(x, generator, self.padding), labels
+
+
+@dataclass(frozen=True)
+class MixupCutmix:
+    """Batch transform for :func:`kdlib.train.fit`: Mixup or CutMix (:func:`mixup_cutmix`); labels become soft (N, C)."""
+
+    num_classes: int
+    mixup_alpha: float = 0.2
+    cutmix_alpha: float = 1.0
+    switch_prob: float = 0.5
+
+    def __call__(self, x: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if labels.ndim == 1:
+            if (labels < 0).any():
+                raise ValueError("Mixup / CutMix needs a label for every example (found -1)")
+            labels = nn.functional.one_hot(labels, self.num_classes).float()
+        return mixup_cutmix(x, labels, generator, self.mixup_alpha, self.cutmix_alpha, self.switch_prob)

@@ -28,7 +28,8 @@ from kdlib.nas import cost
 from kdlib.nas.cost import Conv
 from kdlib.nas.space import Arch, Evaluation, Layer, SearchSpace
 from kdlib.profiles import pick
-from kdlib.train import TrainConfig, evaluate, fit, set_seed
+from kdlib.distill import get_objective
+from kdlib.train import TrainConfig, TrainSet, evaluate, fit, set_seed
 
 PROXY_VERSION = 1
 DATASET = "fashion_mnist"
@@ -188,7 +189,7 @@ def train_proxy(spec: CNNSpaceSpec, recipe: ProxyRecipe, arch: Arch) -> dict:
     model = build_model(spec, arch).to(memory_format=torch.channels_last)
     start, cpu = time.perf_counter(), time.process_time()
     config = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr, weight_decay=recipe.weight_decay, patience=None, cosine=True)
-    fit(model, nn.functional.cross_entropy, data.x_train, [data.y_train], config=config, seed=recipe.seed, progress=False)
+    fit(model, get_objective("ce"), TrainSet(data.x_train, data.y_train), config=config, seed=recipe.seed, progress=False)
     return {
         "val_accuracy": evaluate(model, data.x_val, data.y_val, batch_size=256),  # small batches: 2x faster here
         "test_accuracy": evaluate(model, data.x_test, data.y_test, batch_size=256),

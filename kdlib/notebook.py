@@ -1,0 +1,56 @@
+"""The one set-up every notebook runs first: ``run = kdlib.notebook.setup("01_lelp", profile)``.
+
+It resolves the profile (``KDLIB_PROFILE`` overrides the papermill parameter), sets the seaborn theme, the pandas
+display options and torch's thread count, silences warnings that carry nothing for a reader, and starts the clock
+whose reading goes into the results file.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+
+from kdlib.plots import save_figure, set_theme
+from kdlib.profiles import resolve_profile
+
+THREADS = 2  # the machines this companion targets have 2 cores
+
+
+@dataclass
+class NotebookRun:
+    """One execution of a notebook: its name, profile and clock."""
+
+    notebook: str
+    profile: str
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since :func:`setup`."""
+        return time.perf_counter() - self.started
+
+    def save_figure(self, fig: plt.Figure, name: str) -> Path:
+        """Save ``fig`` as ``figures/<NN>_<name>.png`` (``build/quick/figures`` in the quick profile)."""
+        return save_figure(fig, self.notebook, name, self.profile)
+
+
+def setup(notebook: str, profile: str) -> NotebookRun:
+    """Set up a notebook's session and return its :class:`NotebookRun`.
+
+    Args:
+        notebook: the notebook's stem, e.g. ``"01_lelp"``.
+        profile: the papermill parameter (``"quick"`` or ``"full"``).
+    """
+    profile = resolve_profile(profile)
+    torch.set_num_threads(THREADS)
+    set_theme()
+    pd.set_option("display.width", 200, "display.max_colwidth", None, "display.precision", 2)
+    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm falls back to text bars without ipywidgets
+    print(f"{notebook}: profile={profile}")
+    return NotebookRun(notebook, profile)

@@ -1,0 +1,134 @@
+import pandas as pd
+import pytest
+import torch
+
+from kdlib.cache import Cache
+from kdlib.experiments import slam, unlabelled
+from kdlib.experiments.unlabelled import SemiSupervisedStudent, train_students
+from kdlib.tasks import SemiSupervisedTask
+from kdlib.teachers import few_label_recipe
+from kdlib.train import TrainConfig
+
+
+def _task(n_l=40, n_u=200, dim=5, classes=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centres = 2 * torch.randn(classes, dim, generator=g)
+
+    def draw(n):
+        y = torch.arange(n) % classes
+        return centres[y] + torch.randn(n, dim, generator=g), y
+
+    (xl, yl), (xu, yu), (xv, yv), (xt, yt) = draw(n_l), draw(n_u), draw(60), draw(90)
+
+    def noisy_teacher(y):  # right 70% of the time, confident either way
+        wrong = torch.rand(len(y), generator=g) < 0.3
+        label = torch.where(wrong, (y + 1) % classes, y)
+        return torch.full((len(y), classes), 0.05).scatter(1, label[:, None], 0.9)
+
+    return SemiSupervisedTask(
+        name="toy", dataset="toy", n_labelled=n_l, seed=seed, classes=("a", "b", "c"),
+        x_labelled=xl, y_labelled=yl, x_unlabelled=xu, y_unlabelled=yu, teacher_unlabelled=noisy_teacher(yu),
+        x_val=xv, y_val=yv, teacher_val=noisy_teacher(yv), x_test=xt, y_test=yt, teacher_test=noisy_teacher(yt),
+    )
+
+
+STUDENT = SemiSupervisedStudent(hidden=8, train=TrainConfig(epochs=4, batch_size=32, lr=1e-2, patience=3))
+
+
+def test_methods_cover_every_method_with_training_set_aligned_data():
+    task = _task()
+    methods = slam.methods(task)
+    names = list(methods)
+    assert names[:3] == ["labels only", "hard distillation", "soft distillation"] and "SLaM" in names
+    for spec in methods.values():
+        for value in spec.values():
+            if isinstance(value, torch.Tensor):
+                assert len(value) == 40 + 200  # L then U
+    assert methods["threshold 0.7"] == {"name": "confidence_threshold", "threshold": 0.7}
+    oracle = methods["SLaM, oracle alpha"]["alpha"][40:]
+    assert torch.equal(oracle.bool(), task.teacher_unlabelled.argmax(1) == task.y_unlabelled)
+    alpha = methods["SLaM"]["alpha"][40:]
+    assert (alpha >= 1 / 3).all() and (alpha <= 1).all()
+
+
+def test_training_set_joins_labels_and_the_teachers_pool():
+    task = _task()
+    train = task.training_set()
+    assert len(train.labels) == 240 and (train.labels[:40] == task.y_labelled).all() and (train.labels[40:] == -1).all()
+    assert torch.allclose(torch.softmax(train.teacher[40:], 1), task.teacher_unlabelled, atol=1e-6)
+
+
+def test_a_student_does_not_depend_on_its_neighbours_targets(tmp_path):
+    task = _task()
+    uniform = {"name": "weighted_distillation", "weights": task.on_training_set(torch.zeros(200)), "target": "soft"}
+    slam_method = slam.slam_method(task)
+    first = train_students(task, {"labels only": {"name": "ce"}, "SLaM": slam_method}, seed=0, student=STUDENT, cache=Cache(tmp_path / "1"))
+    second = train_students(task, {"labels only": uniform, "SLaM": slam_method}, seed=0, student=STUDENT, cache=Cache(tmp_path / "2"))
+    assert first[0]["val_accuracy"] == second[0]["val_accuracy"]  # zero weight on U is CE on L alone
+    assert first[1] == second[1]  # the other student is untouched by its neighbour's objective
+    assert all(0 <= row["test_accuracy"] <= 1 for row in first)
+
+
+def test_train_students_rejects_misaligned_methods(tmp_path):
+    task = _task()
+    with pytest.raises(ValueError, match="aligned with the 240"):
+        train_students(task, {"bad": {"name": "weighted_distillation", "weights": torch.zeros(5)}}, seed=0, student=STUDENT, cache=Cache(tmp_path))
+    with pytest.raises(ValueError, match="no methods"):
+        train_students(task, {}, seed=0, student=STUDENT, cache=Cache(tmp_path))
+
+
+def test_select_threshold_and_calibration():
+    frame = pd.DataFrame(
+        {
+            "dataset": "d", "n_labelled": 10, "seed": [0, 1, 0, 1, 0, 1],
+            "method": ["threshold 0.5", "threshold 0.5", "threshold 0.9", "threshold 0.9", "SLaM", "SLaM"],
+            "val_accuracy": [0.6, 0.6, 0.7, 0.5, 0.9, 0.9], "test_accuracy": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+        }
+    )
+    chosen = unlabelled.select_threshold(frame)
+    kept = chosen[chosen.method == "confidence threshold"]
+    assert list(kept.test_accuracy) == [0.1, 0.2]  # 0.5 has the better mean validation accuracy (0.60 vs 0.60 tie -> first)
+    cal = slam.calibration(_task(), bins=4)
+    assert len(cal) == 4 and cal.examples.sum() == 200
+    assert cal.estimated.is_monotonic_increasing
+
+
+def test_few_label_recipe_per_profile():
+    assert few_label_recipe("cifar10", "full").augment and not few_label_recipe("fashion_mnist", "full").augment
+    assert few_label_recipe("fashion_mnist", "quick").steps < few_label_recipe("fashion_mnist", "full").steps
+    config = few_label_recipe("fashion_mnist", "full").config(n_labelled=100)
+    assert config.epochs == 400  # 100 examples at batch 64 -> 2 steps per epoch -> 400 epochs for about 800 steps
+    with pytest.raises(ValueError, match="profile"):
+        few_label_recipe("fashion_mnist", "medium")
+
+
+def test_debiased_methods_train_and_report_weights_in_unit_interval(tmp_path):
+    task = _task()
+    methods = {
+        "soft": {"name": "soft_distillation"},
+        "weighted": {"name": "debiased_distillation", "teacher_error": task.on_training_set(torch.full((200,), 0.3), 0.0)},
+        "weighted, perfect teacher": {"name": "debiased_distillation", "teacher_error": torch.zeros(240)},
+    }
+    rows = train_students(task, methods, seed=0, student=STUDENT, cache=Cache(tmp_path))
+    assert "unlabelled_weights" not in rows[0]
+    weights = rows[1]["unlabelled_weights"]
+    assert weights.shape == (200,) and (weights >= 0).all() and (weights <= 1).all() and weights.min() < 1
+    assert torch.equal(rows[2]["unlabelled_weights"], torch.ones(200))
+
+
+def test_weighted_objectives_and_weight_separation(tmp_path):
+    from kdlib.experiments import weighted
+
+    task = _task()
+    by_name = weighted.methods(task)
+    right = task.teacher_unlabelled.argmax(1) == task.y_unlabelled
+    assert torch.equal(by_name[weighted.ORACLE["soft"]]["weights"][40:].bool(), right)
+    r1 = by_name[weighted.R1["hard"]]["weights"][40:]
+    assert torch.allclose(by_name[weighted.CONSTANT["hard"]]["weights"][40:], torch.full((200,), r1.mean().item()))
+    assert by_name[weighted.WEIGHTED["soft"]]["name"] == "debiased_distillation" and by_name[weighted.WEIGHTED["hard"]]["target"] == "hard"
+    assert "SLaM" in by_name
+    rows, pool = weighted.evaluate(task, STUDENT, cache=Cache(tmp_path))
+    assert all("unlabelled_weights" not in r for r in rows) and len(pool) == 200
+    assert {"R1 (1 - p)", "R2 (weighted hard)", "R2 (weighted soft)"} <= set(pool.columns)
+    separation = weighted.weight_separation(pool)
+    assert len(separation) == 3 and separation["AUC (right vs wrong)"].between(0, 1).all()
