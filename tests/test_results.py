@@ -47,16 +47,45 @@ def test_results_file_schema(tmp_path, monkeypatch):
         save_results("99_test", "fast", [0], 1.0, [], [])
 
 
+def _graded(notebook, provisional, tmp_path, mean=0.1):
+    from kdlib.results import Declaration, Declarations, Deterministic, Estimate, grade
+    from kdlib.results.records import with_verdicts
+
+    declarations = Declarations(notebook, (
+        Declaration(id="c", statement="LELP beats KD", kind="paper", formula="verified", test="difference", paper_value="+3",
+                    replicates=3, paper_effect=3.0),
+        Declaration(id="k", statement="teacher beats student", kind="control", formula="n/a", test="deterministic", paper_value="-",
+                    replicates=3),
+    ), tmp_path / "claims.py")
+    verdicts = grade(declarations, {"c": {"t": Estimate(mean, 0.1, 2, 3)}, "k": Deterministic(True, "91 vs 69")}, provisional=provisional)
+    return with_verdicts({"notebook": notebook, "claims": []}, verdicts)
+
+
 def test_readme_table_and_markers(tmp_path):
-    (tmp_path / "results").mkdir()
-    (tmp_path / "results" / "01_x.json").write_text(json.dumps({"notebook": "01_x", "claims": [
-        {"id": "c", "text": "LELP beats KD", "paper_value": "+3", "ours_value": "+0.1", "holds": False}]}))
-    table = readme_table(tmp_path / "results")
-    assert "| 01_x | LELP beats KD | +3 | +0.1 | **no** |" in table
+    results = tmp_path / "results"
+    (results / "provisional").mkdir(parents=True)
+    (results / "01_x.json").write_text(json.dumps(_graded("01_x", True, tmp_path)))
+    (results / "02_y.json").write_text(json.dumps({"notebook": "02_y", "claims": [
+        {"id": "c", "text": "old", "paper_value": "+3", "ours_value": "+0.1", "holds": False}]}))
+    table = readme_table(results)
+    assert "- 01_x: 1 paper claim — 0 reproduced, 0 contradicted, 1 inconclusive; 1 control †" in table
+    assert "| 01_x | LELP beats KD (`c`) | verified | +3 | +0.10 pp [-0.33, +0.53], 1 task, 3 pairs | 95 % | inconclusive † | above |" in table
+    assert "| 01_x | teacher beats student (`k`) | 91 vs 69 |  | reproduced † |  |" in table
+    assert "- 02_y: not graded (first-regime yes / no claims)" in table
+    assert "None yet" in table
+    # 01_x re-run on declared claims: its provisional verdicts move to the previous regime
+    (results / "provisional" / "01_x.json").write_text((results / "01_x.json").read_text())
+    (results / "01_x.json").write_text(json.dumps(_graded("01_x", False, tmp_path, mean=2.0)))
+    current, previous = readme_table(results).split("### Previous regime (provisional verdicts)")
+    assert "| 01_x | LELP beats KD (`c`) | verified | +3 | +2.00 pp [+1.57, +2.43], 1 task, 3 pairs | 95 % | reproduced | above |" in current
+    assert "- 01_x: 1 paper claim — 0 reproduced, 0 contradicted, 1 inconclusive; 1 control †" in previous
     readme = tmp_path / "README.md"
     readme.write_text("intro\n")
     with pytest.raises(ValueError, match="markers"):
         update_readme(readme)
+    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nrest\n")
+    assert update_readme(readme) and "reproduced" in readme.read_text() and readme.read_text().endswith("rest\n")
+    assert not update_readme(readme)
 
 
 def test_welch_difference_matches_scipy():
