@@ -7,6 +7,9 @@
 #   ./reproduce.sh --list                list the notebooks
 #   ./reproduce.sh setup                 only set up (venv, install, data)
 #   ./reproduce.sh test                  set up, then pytest on kdlib + nbval on every notebook in the quick profile
+#   ./reproduce.sh lab [--quick]         JupyterLab on working copies (build/lab); the committed notebooks stay untouched
+#   ./reproduce.sh promote NN            replace notebook NN, its results and figures by its working copy's full run
+#   ./reproduce.sh site                  render the committed notebooks and an index to build/site (static HTML)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -34,6 +37,13 @@ setup() {
       { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; }; } ||
       log "apt-get install failed; kdlib will unpack the package with apt-get download instead"
   fi
+  # Chromium (Debian's package) for the browser test of JupyterLab and the static site; skipped when not root.
+  if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian's chromium for the browser test"
+    { apt-get install -y -qq chromium >/dev/null 2>&1 ||
+      { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }; } ||
+      log "apt-get install chromium failed; the browser test will be skipped"
+  fi
   log "preparing datasets and encoders (idempotent, verified by sha256)"
   "$PY" -m kdlib.data prepare >/dev/null
   log "set-up done in $((SECONDS - start)) s"
@@ -49,6 +59,20 @@ fi
 if [ "${1:-}" = "setup" ]; then
   setup
   exit 0
+fi
+
+if [ "${1:-}" = "lab" ] || [ "${1:-}" = "promote" ]; then
+  command=$1
+  shift
+  setup
+  [ "$command" = "lab" ] && exec "$PY" -m kdlib.lab serve "$@"
+  exec "$PY" -m kdlib.lab promote "$@"
+fi
+
+if [ "${1:-}" = "site" ]; then
+  shift
+  setup
+  exec "$PY" -m kdlib.site "$@"
 fi
 
 if [ "${1:-}" = "--list" ]; then

@@ -4,6 +4,8 @@ Environment variables (all optional):
     KDLIB_DATA   root of vendored datasets (default: ../shared/data beside the repository, else ~/.cache/kdlib/data)
     KDLIB_HOME   where package-shipped sources are fetched to (default: ~/.cache/kdlib)
     KDLIB_CACHE  content-keyed cache of teachers, embeddings and grid cells (default: <repo>/.cache/artifacts)
+    KDLIB_OUTPUT where results and figures go instead of the repository (the JupyterLab working copies set it, so
+                 that exploring a notebook never overwrites the committed reproduction)
 """
 
 from __future__ import annotations
@@ -46,12 +48,16 @@ def cache_root() -> Path:
 def output_dir(kind: str, profile: str) -> Path:
     """``results/`` or ``figures/`` for the full profile; a scratch folder under ``build/`` for quick runs.
 
-    Quick runs (CI, nbval) must never overwrite what the full reproduction committed.
+    Quick runs (CI, nbval) must never overwrite what the full reproduction committed; with ``KDLIB_OUTPUT`` set,
+    both profiles write under ``$KDLIB_OUTPUT/<profile>/`` instead.
     """
     if kind not in ("results", "figures"):
         raise ValueError(f"kind must be 'results' or 'figures', got {kind!r}")
     check_profile(profile)
-    base = repo_root() if profile == "full" else repo_root() / "build" / "quick"
+    if os.environ.get("KDLIB_OUTPUT"):
+        base = Path(os.environ["KDLIB_OUTPUT"]).expanduser() / profile
+    else:
+        base = repo_root() if profile == "full" else repo_root() / "build" / "quick"
     path = base / kind
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -2,7 +2,9 @@
 
 Full-profile runs write the executed notebooks back in place (readers see full outputs); quick runs write
 to ``build/quick/notebooks`` so they never overwrite committed outputs. Every notebook must have exactly one
-cell tagged ``parameters`` that defines ``profile``. Stops at the first failure, naming the notebook and cell.
+cell tagged ``parameters`` that defines ``profile``; only parameters that differ from its defaults are passed (so
+a full run gets no second parameters cell), and every executed notebook is cleaned of run noise (:mod:`kdlib.clean`).
+Stops at the first failure, naming the notebook and cell.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 
+from kdlib.clean import clean_file, literal_assignments
 from kdlib.paths import repo_root
 from kdlib.profiles import PROFILES, check_profile
 
@@ -30,13 +33,16 @@ def notebooks(numbers: list[str] | None = None) -> list[Path]:
     return [p for p in found if p.name[:2] in wanted]
 
 
-def check_parameters_cell(path: Path) -> None:
-    """Exactly one cell tagged ``parameters``, and it assigns ``profile`` (papermill would otherwise inject at the top)."""
+def parameter_defaults(path: Path) -> dict:
+    """The literal defaults of the one cell tagged ``parameters``, which must define ``profile`` (papermill would
+    otherwise inject its cell at the top)."""
     cells = [c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(cells) != 1:
         raise ValueError(f"{path.name}: expected exactly one cell tagged 'parameters', found {len(cells)}")
-    if "profile" not in cells[0].source:
-        raise ValueError(f"{path.name}: the parameters cell must define `profile`")
+    defaults = literal_assignments(cells[0].source)
+    if defaults is None or "profile" not in defaults:
+        raise ValueError(f"{path.name}: the parameters cell must assign literals only, `profile` among them")
+    return defaults
 
 
 def run(path: Path, profile: str) -> float:
@@ -44,13 +50,13 @@ def run(path: Path, profile: str) -> float:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    check_parameters_cell(path)
+    defaults = parameter_defaults(path)
     output = path if profile == "full" else repo_root() / "build" / "quick" / "notebooks" / path.name
     output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
-            str(path), str(output), parameters={"profile": profile}, kernel_name="python3",
+            str(path), str(output), parameters={} if defaults["profile"] == profile else {"profile": profile}, kernel_name="python3",
             cwd=str(path.parent), progress_bar=False, request_save_on_cell_execute=True,
         )
     except PapermillExecutionError as error:
@@ -58,6 +64,7 @@ def run(path: Path, profile: str) -> float:
             f"FAILED {path.name}, cell {error.cell_index} (execution count {error.exec_count}): {error.ename}: {error.evalue}\n"
             f"executed notebook with the traceback: {output}"
         ) from None
+    clean_file(output)
     return time.perf_counter() - start
 
 

@@ -108,11 +108,12 @@ class TransferTask:
         return rows
 
 
-def vision_transfer_task(teacher: Teacher, n_train: int, methods: Mapping[str, Mapping[str, Any]], config: TrainConfig) -> TransferTask:
-    """Stacked small-CNN students on ``n_train`` images of the teacher's training subset."""
+def vision_transfer_task(teacher: Teacher, n_train: int, methods: Mapping[str, Mapping[str, Any]], config: TrainConfig,
+                         subset_seed: int = 1) -> TransferTask:
+    """Stacked small-CNN students on ``n_train`` images of the teacher's training subset (drawn with ``subset_seed``)."""
     dataset = teacher.recipe.dataset
     train, test = load(dataset, "train"), load(dataset, "test")
-    idx = np.sort(_sample(teacher.train_idx, n_train))
+    idx = np.sort(_sample(teacher.train_idx, n_train, subset_seed))
     x_train = image_inputs(dataset, train.x[idx])
     cnn = CNNConfig(in_channels=x_train.shape[1], num_classes=len(teacher.classes), **STUDENT_CNN)
     return TransferTask(
@@ -125,11 +126,12 @@ def vision_transfer_task(teacher: Teacher, n_train: int, methods: Mapping[str, M
 
 
 def text_transfer_task(teacher: Teacher, n_train: int, methods: Mapping[str, Mapping[str, Any]], config: TrainConfig, max_length: int = 64,
-                       embed_dim: int = 64, hidden: int = 64) -> TransferTask:
-    """Bag-of-tokens students trained from scratch on ``n_train`` texts of the teacher's training subset."""
+                       embed_dim: int = 64, hidden: int = 64, subset_seed: int = 1) -> TransferTask:
+    """Bag-of-tokens students trained from scratch on ``n_train`` texts of the teacher's training subset (drawn with
+    ``subset_seed``)."""
     splits = teacher.extra["splits"]
     tokenizer = load_tokenizer(teacher.recipe.encoder)
-    position = np.searchsorted(teacher.train_idx, np.sort(_sample(teacher.train_idx, n_train)))
+    position = np.searchsorted(teacher.train_idx, np.sort(_sample(teacher.train_idx, n_train, subset_seed)))
     texts = [splits.train_texts[i] for i in position]
     embeddings = torch.tensor(cached_embeddings(teacher.recipe.encoder, texts, teacher.recipe.max_length))
     classes = len(teacher.classes)

@@ -15,13 +15,15 @@ def _notebook(path, parameter_cells):
 
 
 def test_parameters_cell_rules(tmp_path):
-    runner.check_parameters_cell(_notebook(tmp_path / "ok.ipynb", ['profile = "full"']))
+    assert runner.parameter_defaults(_notebook(tmp_path / "ok.ipynb", ['profile = "full"\nseeds = 3'])) == {"profile": "full", "seeds": 3}
     with pytest.raises(ValueError, match="exactly one cell tagged 'parameters', found 0"):
-        runner.check_parameters_cell(_notebook(tmp_path / "none.ipynb", []))
+        runner.parameter_defaults(_notebook(tmp_path / "none.ipynb", []))
     with pytest.raises(ValueError, match="found 2"):
-        runner.check_parameters_cell(_notebook(tmp_path / "two.ipynb", ['profile = "full"', "seeds = 3"]))
-    with pytest.raises(ValueError, match="must define `profile`"):
-        runner.check_parameters_cell(_notebook(tmp_path / "noprofile.ipynb", ["seeds = 3"]))
+        runner.parameter_defaults(_notebook(tmp_path / "two.ipynb", ['profile = "full"', "seeds = 3"]))
+    with pytest.raises(ValueError, match="`profile` among them"):
+        runner.parameter_defaults(_notebook(tmp_path / "noprofile.ipynb", ["seeds = 3"]))
+    with pytest.raises(ValueError, match="literals only"):
+        runner.parameter_defaults(_notebook(tmp_path / "code.ipynb", ['profile = "full"\nseeds = list(range(3))']))
 
 
 def test_notebook_selection():
@@ -33,5 +35,5 @@ def test_notebook_selection():
 
 def test_every_committed_notebook_is_well_formed():
     for path in runner.notebooks():
-        runner.check_parameters_cell(path)
+        runner.parameter_defaults(path)
         assert nbformat.read(path, as_version=4).metadata["kernelspec"]["name"] == "python3"
