@@ -4,7 +4,8 @@ Removes only what a reader does not need and what would tie a committed notebook
 
 * stderr streams (warnings that carry the author's paths, text progress bars);
 * progress-bar widgets (tqdm's ipywidgets bars: display data whose only text is a bar);
-* the ``injected-parameters`` cell papermill adds when it assigns exactly the defaults of the ``parameters`` cell.
+* the ``injected-parameters`` cell papermill adds when it assigns exactly the defaults of the ``parameters`` cell;
+* the absolute paths papermill records in the notebook's metadata (kept as file names).
 
 Every other output (tables, figures, printed numbers) is kept byte for byte; ``tests/test_clean.py`` checks that no
 number changes. The runner cleans every notebook it executes.
@@ -64,7 +65,11 @@ def clean_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
             cell.outputs = [o for o in cell.outputs if not _is_noise(o)]
         cells.append(cell)
     notebook.cells = cells
-    notebook.metadata.get("widgets", {}).pop(WIDGET.replace("-view+json", "-state+json"), None)
+    notebook.metadata.pop("widgets", None)
+    run = notebook.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if run.get(key):
+            run[key] = Path(run[key]).name
     return notebook
 
 

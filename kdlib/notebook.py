@@ -15,6 +15,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from IPython.display import Markdown, display
 
 from kdlib.plots import save_figure, set_theme
 from kdlib.profiles import resolve_profile
@@ -54,3 +55,14 @@ def setup(notebook: str, profile: str) -> NotebookRun:
     warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm falls back to text bars without ipywidgets
     print(f"{notebook}: profile={profile}")
     return NotebookRun(notebook, profile)
+
+
+def say(text: str) -> None:
+    """Render ``text`` as Markdown in the notebook: prose that quotes measured numbers is written by code from the
+    results, so a quick run or a re-run never sits beside stale numbers."""
+    display(Markdown(text))
+
+
+def wrapped(frame: pd.DataFrame) -> "pd.io.formats.style.Styler":
+    """A table whose long text cells wrap instead of being cut (claims and paper-vs-ours tables)."""
+    return frame.style.set_properties(**{"white-space": "pre-wrap", "text-align": "left", "vertical-align": "top"}).format(precision=2)

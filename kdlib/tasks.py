@@ -109,8 +109,9 @@ class TransferTask:
 
 
 def vision_transfer_task(teacher: Teacher, n_train: int, methods: Mapping[str, Mapping[str, Any]], config: TrainConfig,
-                         subset_seed: int = 1) -> TransferTask:
-    """Stacked small-CNN students on ``n_train`` images of the teacher's training subset (drawn with ``subset_seed``)."""
+                         subset_seed: int = 1, n_val: int | None = None) -> TransferTask:
+    """Stacked small-CNN students on ``n_train`` images of the teacher's training subset (drawn with ``subset_seed``),
+    early-stopped on the first ``n_val`` images of the teacher's validation split (all of it by default)."""
     dataset = teacher.recipe.dataset
     train, test = load(dataset, "train"), load(dataset, "test")
     idx = np.sort(_sample(teacher.train_idx, n_train, subset_seed))
@@ -118,7 +119,7 @@ def vision_transfer_task(teacher: Teacher, n_train: int, methods: Mapping[str, M
     cnn = CNNConfig(in_channels=x_train.shape[1], num_classes=len(teacher.classes), **STUDENT_CNN)
     return TransferTask(
         name=f"{dataset} n={n_train}", x_train=x_train, y_train=torch.tensor(train.y[idx]), teacher_train=teacher_logits(teacher, x_train),
-        x_val=image_inputs(dataset, train.x[teacher.val_idx]), y_val=torch.tensor(train.y[teacher.val_idx]),
+        x_val=image_inputs(dataset, train.x[teacher.val_idx[:n_val]]), y_val=torch.tensor(train.y[teacher.val_idx[:n_val]]),
         x_test=image_inputs(dataset, test.x), y_test=torch.tensor(test.y),
         make_student=lambda seed: StackedCNN(cnn, 1, seed), make_stack=lambda count, seed: StackedCNN(cnn, count, seed),
         student_description={"kind": "SmallCNN", **STUDENT_CNN}, methods=methods, config=config,
@@ -133,7 +134,7 @@ def text_transfer_task(teacher: Teacher, n_train: int, methods: Mapping[str, Map
     tokenizer = load_tokenizer(teacher.recipe.encoder)
     position = np.searchsorted(teacher.train_idx, np.sort(_sample(teacher.train_idx, n_train, subset_seed)))
     texts = [splits.train_texts[i] for i in position]
-    embeddings = torch.tensor(cached_embeddings(teacher.recipe.encoder, texts, teacher.recipe.max_length))
+    embeddings = torch.tensor(cached_embeddings(teacher.recipe.encoder, splits.train_texts, teacher.recipe.max_length))[position]  # cached with the teacher
     classes = len(teacher.classes)
 
     def make_student(seed: int) -> nn.Module:

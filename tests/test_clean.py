@@ -58,6 +58,7 @@ def test_keeps_an_injected_cell_that_changes_a_parameter(tmp_path):
 def test_committed_notebooks_are_clean_and_carry_no_machine(path):
     assert not clean_file(path, check=True), f"{path.name} holds run noise: run python -m kdlib.clean {path}"
     nb = nbformat.read(path, as_version=4)
+    assert not ABSOLUTE.search(json.dumps(nb.metadata)), f"{path.name}: an absolute path in the notebook's metadata"
     assert sum("parameters" in c.metadata.get("tags", []) or "injected-parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
     for index, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):

@@ -77,3 +77,17 @@ def test_invalid_configurations_raise():
         StackedCNN(CONFIG, count=2, seed=0)(torch.randn(2, 1, 8, 8))
     with pytest.raises(ValueError, match="at least one"):
         StackedCNN(CONFIG, count=0, seed=0)
+
+
+def test_stacked_cnn_subclass_slots_are_masked_and_match_the_standalone_student():
+    cnn = StackedCNN(CONFIG, count=2, seed=0, shared_init=False, subclasses=[1, 3])
+    x = torch.randn(3, 3, 8, 8)
+    out = cnn.eval()(x)
+    assert out.shape == (2, 3, 4 * 3)
+    assert (out[0].view(3, 4, 3)[:, :, 1:] <= -1e8).all() and (out[1] > -1e8).all()
+    for m in range(2):
+        assert torch.allclose(cnn.student(m).eval()(x), out[m], atol=1e-4)
+    scores = cnn.class_scores(out)
+    assert scores.shape == (2, 3, 4) and torch.allclose(scores[0], out[0].view(3, 4, 3)[:, :, 0], atol=1e-5)
+    with pytest.raises(ValueError, match="one subclass count per student"):
+        StackedCNN(CONFIG, count=2, seed=0, subclasses=[1])

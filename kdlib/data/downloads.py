@@ -11,6 +11,7 @@ import importlib
 
 import numpy as np
 
+from kdlib.data.classes import FASHION_CLASSES, PLANETOID_CLASSES
 from kdlib.data.dataset import Dataset, GraphDataset
 from kdlib.paths import kdlib_home
 
@@ -31,8 +32,6 @@ def _torchvision(name: str, cls_name: str, split: str, classes: tuple[str, ...] 
 
 
 def fashion_mnist(split: str) -> Dataset:
-    from kdlib.data.vision import FASHION_CLASSES
-
     return _torchvision("fashion_mnist", "FashionMNIST", split, FASHION_CLASSES)
 
 
@@ -63,8 +62,6 @@ def ag_news(split: str) -> Dataset:
 def planetoid(display_name: str) -> GraphDataset:
     datasets = _require("torch_geometric.datasets", "torch_geometric")
     data = datasets.Planetoid(str(kdlib_home() / "downloads" / "planetoid"), display_name)[0]
-    from kdlib.data.graphs import PLANETOID_CLASSES
-
     return GraphDataset(
         name=display_name.lower(),
         split="full",

