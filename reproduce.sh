@@ -27,7 +27,7 @@ setup() {
   # Reinstall only when the package definition changed since the last install.
   if [ ! -f "$VENV/.kdlib-installed" ] || [ pyproject.toml -nt "$VENV/.kdlib-installed" ]; then
     log "installing kdlib and its dependencies (torch==2.13.0 CPU build)"
-    "$PY" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+    "$PY" -m pip install --quiet --disable-pip-version-check -e '.[dev,ray]'
     touch "$VENV/.kdlib-installed"
   fi
   # Fashion-MNIST ships as a Debian package; install it when apt can (kdlib otherwise unpacks it with apt-get download).

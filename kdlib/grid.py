@@ -11,6 +11,7 @@ engine for a cluster receives the same cells and returns the same outputs, which
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol, Sequence
@@ -50,7 +51,10 @@ class LocalEngine:
             done(position, fn(**cell.args))
 
 
-ENGINES: dict[str, Callable[[], Engine]] = {"local": LocalEngine}
+ENGINES: dict[str, Callable[[], Engine]] = {
+    "local": LocalEngine,
+    "ray": lambda: importlib.import_module("kdlib.ray_engine").RayEngine(),  # the optional extra: pip install -e '.[ray]'
+}
 
 
 def register_engine(name: str, factory: Callable[[], Engine]) -> None:

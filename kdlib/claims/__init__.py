@@ -18,6 +18,8 @@ MODULES = {
     "04_rad": "rad",
     "05_vanilla_kd_scaling": "kd_scaling",
     "06_layernas": "layernas",
+    "07_kd_variance_reduction": "kd_variance",
+    "08_noisy_pseudo_labeling_graphs": "pseudo_label",
 }
 
 
