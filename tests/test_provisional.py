@@ -17,10 +17,18 @@ RESULTS = repo_root() / "results"
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
+    """The provisional verdicts of every results file not yet re-run on declared claims (a re-run notebook's previous
+    regime stays frozen in results/provisional/ and is no longer regraded)."""
     out = tmp_path_factory.mktemp("results")
     figures = tmp_path_factory.mktemp("figures")
     verdicts = write_provisional(RESULTS, out, figures)
     return out, figures, {nb: {v.declaration.id: v for v in vs} for nb, vs in verdicts.items()}
+
+
+def _still_provisional(graded, notebook: str) -> dict:
+    if notebook not in graded[2]:
+        pytest.skip(f"{notebook} has been re-run on declared claims; its provisional verdicts are frozen in results/provisional/")
+    return graded[2][notebook]
 
 
 def _accuracy(notebook: str, experiment: str, method: str) -> dict[int, float]:
@@ -41,7 +49,7 @@ def test_dkd_beats_kd_small_weak_by_hand(graded):
     df = sum(variances) ** 2 / sum(v**2 / 2 for v in variances)  # Welch-Satterthwaite, 2 df per task
     plain = stats.t.ppf(0.975, df) * se
     assert mean == pytest.approx(0.90, abs=0.005) and (mean - plain, mean + plain) == pytest.approx((-1.29, 3.09), abs=0.01)
-    verdict = graded[2]["05_vanilla_kd_scaling"]["dkd-beats-kd-small-weak"]
+    verdict = _still_provisional(graded, "05_vanilla_kd_scaling")["dkd-beats-kd-small-weak"]
     # Holm over the 8 graded paper claims: it ranks 6th of 8 by p-value, so its interval is at 1 - 0.05 / 3
     assert verdict.confidence == pytest.approx(1 - 0.05 / 3)
     half = stats.t.ppf(1 - 0.05 / 6, df) * se
@@ -53,25 +61,32 @@ def test_dkd_beats_kd_small_weak_by_hand(graded):
 
 def test_gates_and_verdicts_of_other_notebooks(graded):
     nb = graded[2]
-    slam = nb["02_slam"]["slam-beats-vanilla-noisy"]  # CIFAR-10: even oracle alpha does not beat soft distillation
-    assert slam.gated_out == ("cifar10 |L|=1000",) and [t.label for t in slam.tasks] == ["fashion_mnist |L|=100", "sst2 |L|=30"]
-    assert slam.verdict == "inconclusive" and "same replicates (provisional)" in slam.gate
-    lelp = nb["01_lelp"]["lelp-beats-kd"]  # oracle subclasses do not beat vanilla KD on binarised vision: text tasks only
-    assert lelp.gated_out == ("fashion_mnist (y mod 2)", "cifar10 (y mod 2)") and len(lelp.tasks) == 3
-    assert lelp.verdict == "contradicted" and lelp.ci_high < 0.5 and lelp.size_check == "above"
-    assert nb["01_lelp"]["lelp-beats-kmeans"].verdict == "reproduced"
-    assert nb["04_rad"]["rad-beats-uniform-and-margin"].gate.startswith("NOT GATED")  # notebook 04 records no validation accuracy
-    assert nb["06_layernas"]["polynomial-evaluations"].verdict == "reproduced"
-    assert nb["06_layernas"]["better-under-constraint"].verdict == "contradicted"
-    assert nb["00_data_and_teachers"]["teachers-beat-students"].ours == "FMNIST: 91.79 vs 69.22, SST-2: 82.15 vs 69.10"
-    assert nb["05_vanilla_kd_scaling"]["gap-vanishes-at-imagenet-scale"].verdict == "out of scope here"
-    assert sum(len(claims) for claims in nb.values()) == 31  # the 30 committed claims and one out of scope
+    if "02_slam" in nb:
+        slam = nb["02_slam"]["slam-beats-vanilla-noisy"]  # CIFAR-10: even oracle alpha does not beat soft distillation
+        assert slam.gated_out == ("cifar10 |L|=1000",) and [t.label for t in slam.tasks] == ["fashion_mnist |L|=100", "sst2 |L|=30"]
+        assert slam.verdict == "inconclusive" and "same replicates (provisional)" in slam.gate
+    if "01_lelp" in nb:
+        lelp = nb["01_lelp"]["lelp-beats-kd"]  # oracle subclasses do not beat vanilla KD on binarised vision: text tasks only
+        assert lelp.gated_out == ("fashion_mnist (y mod 2)", "cifar10 (y mod 2)") and len(lelp.tasks) == 3
+        assert lelp.verdict == "contradicted" and lelp.ci_high < 0.5 and lelp.size_check == "above"
+        assert nb["01_lelp"]["lelp-beats-kmeans"].verdict == "reproduced"
+    if "04_rad" in nb:
+        assert nb["04_rad"]["rad-beats-uniform-and-margin"].gate.startswith("NOT GATED")  # notebook 04 records no validation accuracy
+    if "06_layernas" in nb:
+        assert nb["06_layernas"]["polynomial-evaluations"].verdict == "reproduced"
+        assert nb["06_layernas"]["better-under-constraint"].verdict == "contradicted"
+    if "05_vanilla_kd_scaling" in nb:
+        assert nb["05_vanilla_kd_scaling"]["gap-vanishes-at-imagenet-scale"].verdict == "out of scope here"
+    frozen = {p.stem: json.loads(p.read_text()) for p in (RESULTS / "provisional").glob("*.json")}
+    assert set(frozen) == {p.stem for p in RESULTS.glob("0[0-6]_*.json")}  # the previous regime of 00-06 stays readable
+    for notebook, verdicts in nb.items():  # still provisional: regrading reproduces the frozen copy exactly
+        assert json.loads(json.dumps([v.to_record() for v in verdicts.values()], default=str)) == frozen[notebook]["claims"]
 
 
 def test_files_written(graded):
     out, figures, notebooks = graded
-    assert sorted(p.name for p in figures.glob("*.png")) == [f"0{i}_forest.png" for i in range(7)]
-    for path in sorted(RESULTS.glob("0*.json")):
+    assert sorted(p.name for p in figures.glob("*.png")) == sorted(f"{nb[:2]}_forest.png" for nb in notebooks)
+    for path in sorted(RESULTS / f"{nb}.json" for nb in notebooks):
         before, after = json.loads(path.read_text()), json.loads((out / path.name).read_text())
         assert {k: v for k, v in before.items() if k not in ("claims", "declarations_commit")} == {
             k: v for k, v in after.items() if k not in ("claims", "declarations_commit")}
@@ -80,6 +95,7 @@ def test_files_written(graded):
         assert copy["claims"] == after["claims"] and copy["declarations_commit"] == after["declarations_commit"]
         assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|uncommitted|unknown", copy["source_results_commit"])
     table = readme_table(out)
-    assert "- 05_vanilla_kd_scaling: 8 paper claims — 0 reproduced, 1 contradicted, 7 inconclusive; 1 out of scope here; 0 controls †" in table
+    if "05_vanilla_kd_scaling" in notebooks:
+        assert "- 05_vanilla_kd_scaling: 8 paper claims — 0 reproduced, 1 contradicted, 7 inconclusive; 1 out of scope here; 0 controls †" in table
     again = write_provisional(out)  # idempotent on its own output
     assert {nb: [v.to_record() for v in vs] for nb, vs in again.items()} == {nb: [v.to_record() for v in vs.values()] for nb, vs in notebooks.items()}

@@ -5,7 +5,9 @@ recomputes each claim's evidence from the file's records (``provisional_evidence
 :mod:`kdlib.claims` module; no training), writes the verdicts into the file's ``claims`` with
 ``declarations_commit`` (records, extra and provenance untouched), keeps a copy in
 ``results/provisional/NN_name.json`` so that the previous regime stays readable once the notebook is re-run, and
-renders ``figures/NN_forest.png``. Files whose claims are graded and not provisional are left alone.
+renders ``figures/NN_forest.png``. Files whose claims are graded and not provisional are left alone, and so are the
+notebooks whose claims module has moved on to the declarations of their re-run (it no longer has
+``provisional_evidence``): their previous regime stays frozen in ``results/provisional/``.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def write_provisional(results_dir: Path, output_dir: Path | None = None, figures
     graded = {}
     for path in sorted(results_dir.glob("*.json")):
         results = json.loads(path.read_text())
-        if rerun_on_declared_claims(results):
+        if rerun_on_declared_claims(results) or not hasattr(registry(results["notebook"]), "provisional_evidence"):
             continue
         verdicts = grade_results(results)
         updated = with_verdicts(results, verdicts)
