@@ -7,6 +7,7 @@ whose reading goes into the results file.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from IPython.display import Markdown, display
 from kdlib.plots import save_figure, set_theme
 from kdlib.profiles import resolve_profile
 
-THREADS = 2  # the machines this companion targets have 2 cores
+THREADS_ENV = "KDLIB_THREADS"  # torch threads of a notebook's session (default 2: the machines this companion targets have 2 cores)
 
 
 @dataclass
@@ -49,7 +50,7 @@ def setup(notebook: str, profile: str) -> NotebookRun:
         profile: the papermill parameter (``"quick"`` or ``"full"``).
     """
     profile = resolve_profile(profile)
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(int(os.environ.get(THREADS_ENV, 2)))
     set_theme()
     pd.set_option("display.width", 200, "display.max_colwidth", None, "display.precision", 2)
     warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm falls back to text bars without ipywidgets
