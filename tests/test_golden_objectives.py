@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from kdlib.distill import available_objectives, get_objective
+from kdlib.models.loss_network import LossNetwork
 from kdlib.train import Batch
 
 FIXTURE = Path(__file__).parent / "fixtures" / "objectives.json"
@@ -58,6 +59,8 @@ def _builders(x: dict) -> dict:
         "kmeans_subclasses": (get_objective("kmeans_subclasses", **subclass, subclasses=2, seed=0), "subclass_outputs"),
         "oracle_subclasses": (get_objective("oracle_subclasses", **subclass, labels=torch.tensor([0, 2, 1, 1]), fine=x["fine"], fit_fine=x["fit_fine"],
                                             subclasses=2), "subclass_outputs"),
+        "loss_network": (get_objective("loss_network", network=LossNetwork(seed=0)), "outputs"),
+        "kdzero": (get_objective("kdzero", transforms=["softmax", "sqrt"], distance="pearson_intra", weight=5.0), "outputs"),
     }
 
 

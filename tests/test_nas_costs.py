@@ -76,3 +76,13 @@ def test_cnn_space_costs_and_errors():
         space.cost((0, 0, 0, 0))
     with pytest.raises(ValueError, match="unknown block options"):
         proxy_cnn.CNNSpaceSpec(options=("e1_k3", "e9_k9"))
+
+
+def test_train_proxy_uses_one_thread_and_restores_the_count():
+    import torch
+
+    spec, _ = proxy_cnn.SETTINGS["quick"]
+    recipe = proxy_cnn.ProxyRecipe(n_train=100, n_val=100, epochs=1)
+    torch.set_num_threads(2)
+    result = proxy_cnn.train_proxy(spec, recipe, (0, 1, 0))
+    assert torch.get_num_threads() == 2 and 0.0 <= result["val_accuracy"] <= 1.0 and result["seconds"] > 0

@@ -39,7 +39,8 @@ def test_nb201_space(tmp_path):
     space = nb201.nb201_space("params", Cache(tmp_path))
     assert space.size == 15_625 and space.min_cost == 73_306 and space.max_cost == 1_531_546
     assert space.base_arch("largest") == (nb201.OPS.index("nor_conv_3x3"),) * 6
-    result = search(space, "layernas", budget=1000, cost_limit=space.cost_quantile(0.5), seed=0)
+    assert space.base_arch("cheapest") == (nb201.OPS.index("skip_connect"),) * 6  # the first of the weightless ops
+    result = search(space, "layernas", budget=1000, cost_limit=space.cost_quantile(0.5), seed=0, base="largest", bucketing="equal-width")
     assert result.cost <= space.cost_quantile(0.5) and result.reward == result.report  # one accuracy in the table
     with pytest.raises(ValueError, match="cost_model"):
         nb201.nb201_space("flops")
@@ -70,5 +71,8 @@ def test_graph_space(tmp_path):
     found = [a for a in space.all_archs() if space.identity(a) == key]
     assert found and space.evaluate(found[0]).report == pytest.approx(table[key]["perf"])
     assert space.evaluate(found[0]).reward == pytest.approx(table[key]["valid_perf"])
+    # the per-layer cheapest options (all skip) are no network: the base falls back to the cheapest that agrees on most
+    assert space.describe(space.base_arch("cheapest")) == "link=0000 op1=fc op2=skip op3=skip op4=skip"
+    assert space.describe(space.base_arch("largest")) == "link=0122 op1=cheb op2=cheb op3=cheb op4=cheb"
     with pytest.raises(ValueError, match="dataset must be one of"):
         graph_bench.graph_space("imagenet", cache=Cache(tmp_path))

@@ -20,6 +20,8 @@ MODULES = {
     "06_layernas": "layernas",
     "07_kd_variance_reduction": "kd_variance",
     "08_noisy_pseudo_labeling_graphs": "pseudo_label",
+    "09_kd_zero": "kdzero",
+    "10_l2t_dln": "l2t_dln",
 }
 
 

@@ -1,233 +1,63 @@
-"""Notebook 06 (LayerNAS): strategies x seeds x spaces x cost limits through :func:`kdlib.nas.search`.
+"""Notebook 06 (LayerNAS): every search run is one grid cell; the protocol is fixed here, before the run.
 
-Protocol (fixed before any run):
-
-* **Constrained search.** For each space and each cost limit (a quantile of the space's costs), LayerNAS runs with
-  its pre-registered settings (H = 8, k = 2, base = largest); its number of distinct evaluations N sets the budget
-  of random search and regularized evolution run with the same seed. Each pick is the best-validation evaluated
-  architecture within the limit; we compare the picks' test accuracy, and the exhaustive oracle gives the regret.
-* **Front.** Without a limit, one run of each strategy at LayerNAS's N is read as a front: at a cost level c, the
-  test accuracy f(c) of the best-validation architecture the run evaluated with cost <= c (the space's worst accuracy
-  where it evaluated none). The **front area** (the claim's metric) is the mean of f(c) minus the worst accuracy
-  over 201 evenly spaced levels between the cheapest and the dearest architecture: the hypervolume of the
-  validation-selected front in (linear cost, accuracy), normalised by the cost range, with the worst accuracy as
-  reference. The **quantile front score** (shown beside it) is the mean of f(c) over 20 levels at the 5th, 10th, ...,
-  100th percentiles of the space's costs, which weighs the cost range by how many architectures it holds.
-* **Evaluation count.** LayerNAS's budget is the whole space, so its N is what the algorithm spends, never capped
-  by the bound it is checked against. N against the bound |S_1| + sum_l min(kH, #prefixes)(|S_l| - 1) <= k·H·|S|·L and against
-  the size of the space, on the real spaces and on additive synthetic spaces of growing depth.
+* **Spaces** (:func:`build_space`, rebuilt from the cache inside every cell): NB-201 (parameters), NAS-Bench-Graph
+  Cora / CiteSeer / PubMed (latency), and a MobileNetV2-like CNN space on Fashion-MNIST (MACs), whose architectures
+  are trained by a short proxy run on first evaluation and cached.
+* **Settings.** LayerNAS's two open choices, the base policy (``largest``, ``cheapest``) and the bucketing
+  (``equal-width``, ``equal-count``), all four combinations on every space, limit and seed. The primary one is
+  fixed by the rule of :mod:`kdlib.claims.layernas` on NAS-Bench-Graph Cora (then left out of the claims); the
+  other three form the sensitivity table.
+* **Constrained search.** For each space, cost limit (a quantile of the space's costs), setting and seed: LayerNAS
+  with the whole space as budget (its N is what the algorithm spends); its N distinct evaluations and its F
+  evaluations within the limit set the budgets of random search and regularized evolution run with the same seed:
+  **at N** (the paper's equal count; primary) and **at F** (an equal *useful* budget; second). Each pick is the
+  best-validation evaluated architecture within the limit; we compare the picks' test accuracy, and the exhaustive
+  oracle gives the regret.
+* **Front** (tables only: the exhaustive front needs every architecture's accuracy). Without a limit, one run of each
+  strategy at LayerNAS's N is read as a front f(c): the test accuracy of the best-validation architecture the run
+  evaluated with cost <= c (the space's worst accuracy where it evaluated none). **Front area**: the mean of f(c)
+  minus the worst accuracy over 201 evenly spaced cost levels from the cheapest to the dearest architecture; the
+  **quantile front score** (shown beside it) is the mean of f(c) at the 5th, 10th, ..., 100th cost percentiles.
+* **Evaluation count.** N against the bound |S_1| + sum_l min(kH, #prefixes)(|S_l| - 1) <= k·H·|S|·L on the real
+  spaces and on additive synthetic spaces of growing depth, for every setting.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from functools import lru_cache
+from importlib.metadata import version
+from typing import Iterable, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from kdlib.cache import Cache
+from kdlib.data import data_version
+from kdlib.grid import run_grid
 from kdlib.nas import additive_space, coarse_bound, evaluation_bound, exhaustive, graph_space, nb201_space, proxy_cnn_space, search
-from kdlib.nas.layernas import BASE_POLICY, H_BUCKETS, K_PER_BUCKET
+from kdlib.nas.layernas import BUCKETINGS, H_BUCKETS, K_PER_BUCKET
+from kdlib.nas.proxy_cnn import PROXY_VERSION, trained_architectures
+from kdlib.nas.proxy_cnn import SETTINGS as PROXY_SETTINGS
 from kdlib.nas.search import SearchResult
-from kdlib.nas.space import SearchSpace
+from kdlib.nas.space import BASE_POLICIES, SearchSpace
 from kdlib.profiles import pick
-from kdlib.results import Claim, Record, mean_std_table, pooled_comparison, to_frame
+from kdlib.results import Estimate, Record, mean_std_table, paired_estimates, pooled, to_frame
 
-LAYERNAS = {"H": H_BUCKETS, "k": K_PER_BUCKET, "base": BASE_POLICY}
-STRATEGIES = ("layernas", "random", "evolution")
+PROTOCOL_VERSION = 3  # bump when a choice that the cells' arguments do not name changes
+EXPERIMENT = "layernas-search"
+SETTINGS = tuple((base, bucketing) for base in BASE_POLICIES for bucketing in BUCKETINGS)  # (largest, equal-width) first: the previous regime's
+BUDGETS = {"N": "", "F": " (F)"}  # budget notion -> method suffix: at LayerNAS's N evaluations (primary), at its F feasible ones
+BASELINES = ("random", "evolution")
 LABELS = {"layernas": "LayerNAS", "random": "random search", "evolution": "regularized evolution"}
+TABLE_SPACES = ("nb201", "cora", "citeseer", "pubmed")
+GRAPHS = ("cora", "citeseer", "pubmed")
+CNN = {"quick": "cnn-quick", "full": "cnn-full"}
 FRONT_LEVELS = tuple(np.round(np.arange(0.05, 1.0001, 0.05), 2))  # cost quantiles of the plotted fronts
 AREA_LEVELS = 201  # evenly spaced cost levels of the front area
-
-
-@dataclass(frozen=True)
-class SpaceSetting:
-    """One space of the notebook: how to build it, its cost limits (quantiles of its costs), and whether the
-    unconstrained front comparison runs on it (it needs the whole space's accuracies: tables only)."""
-
-    label: str
-    build: Callable[[Cache | None], SearchSpace]
-    quantiles: tuple[float, ...]
-    front: bool
-
-
-def settings(profile: str) -> list[SpaceSetting]:
-    """The spaces of a profile (quick: NB-201, NB-Graph Cora and a 2^3 CNN space; full: + CiteSeer, PubMed, 4^4 CNN)."""
-    limits = (0.25, 0.5, 0.75)
-    graphs = pick(profile, {"quick": ("cora",), "full": ("cora", "citeseer", "pubmed")})
-    return [
-        SpaceSetting("NB-201", lambda cache: nb201_space("params", cache), limits, True),
-        *[SpaceSetting(f"NB-Graph {d}", lambda cache, d=d: graph_space(d, "latency", cache), limits, True) for d in graphs],
-        SpaceSetting("CNN Fashion-MNIST", lambda cache: proxy_cnn_space(profile, cache), (0.5,), False),
-    ]
-
-
-def _row(result: SearchResult, **extra) -> dict:
-    return {"strategy": result.strategy, "seed": result.seed, "evaluations": result.n_evaluations, "cost": result.cost,
-            "val_accuracy": result.reward, "test_accuracy": result.report, "found": result.arch is not None, **extra}
-
-
-def run_constrained(space: SearchSpace, quantiles: Sequence[float], seeds: Sequence[int], layernas: dict | None = None,
-                    progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """LayerNAS, then random search and evolution at its N, per cost limit and seed.
-
-    Returns:
-        ``runs`` (one row per limit x strategy x seed: N, the pick's cost, validation and test accuracy, regret),
-        ``traces`` (best test accuracy so far after each evaluation) and ``oracles`` (per limit).
-    """
-    params = {**LAYERNAS, **(layernas or {})}
-    runs, traces, oracles = [], [], []
-    for q in quantiles:
-        limit = space.cost_quantile(q)
-        oracle = exhaustive(space, limit)
-        oracles.append({"space": space.name, "quantile": q, "cost_limit": limit, **{k: v for k, v in oracle.items() if k != "arch"},
-                        "oracle_arch": space.describe(oracle["arch"])})
-        for seed in tqdm(seeds, desc=f"{space.name} q={q}", disable=not progress, leave=False):
-            first = search(space, "layernas", space.size, limit, seed, **params)
-            if first.n_evaluations == 0:
-                raise RuntimeError(f"LayerNAS evaluated nothing on {space.name} at cost limit {limit} ({params})")
-            results = [first] + [search(space, s, first.n_evaluations, limit, seed) for s in STRATEGIES[1:]]
-            for result in results:
-                runs.append(_row(result, space=space.name, quantile=q, cost_limit=limit, oracle_test=oracle["report"],
-                                 regret=oracle["report"] - result.report, feasible=bool(result.cost <= limit)))
-                trace = result.trace()
-                traces.append(pd.DataFrame({"space": space.name, "quantile": q, "strategy": result.strategy, "seed": seed,
-                                            "evaluation": np.arange(1, len(trace) + 1), "best_test_accuracy": trace}))
-    return pd.DataFrame(runs), pd.concat(traces, ignore_index=True), pd.DataFrame(oracles)
-
-
-def front_levels(space: SearchSpace) -> np.ndarray:
-    return np.array([space.cost_quantile(q) for q in FRONT_LEVELS])
-
-
-def run_front(space: SearchSpace, seeds: Sequence[int], layernas: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The unconstrained runs read as accuracy-vs-cost fronts.
-
-    Returns:
-        ``points`` (space, strategy, seed, level, cost level, test accuracy at that level; strategy "oracle" is the
-        exhaustive front) and ``scores`` (front area, quantile front score and N per strategy and seed).
-    """
-    params = {**LAYERNAS, **(layernas or {})}
-    levels = front_levels(space)
-    archs = space.all_archs()
-    costs = np.array([space.cost(a) for a in archs])
-    evaluations = [space.evaluate(a) for a in archs]
-    rewards, reports = np.array([e.reward for e in evaluations]), np.array([e.report for e in evaluations])
-    floor = float(reports.min())
-    linear = np.linspace(space.min_cost, space.max_cost, AREA_LEVELS)
-    points = []
-    for q, c in zip(FRONT_LEVELS, levels):  # the exhaustive front: best validation under each level
-        ok = np.flatnonzero(costs <= c)
-        points.append({"space": space.name, "strategy": "oracle", "seed": -1, "level": q, "cost_level": c,
-                       "test_accuracy": float(reports[ok[np.argmax(rewards[ok])]])})
-    scores = []
-    for seed in seeds:
-        first = search(space, "layernas", space.size, None, seed, **params)
-        for result in [first] + [search(space, s, first.n_evaluations, None, seed) for s in STRATEGIES[1:]]:
-            front = result.front(levels)
-            points += [{"space": space.name, "strategy": result.strategy, "seed": seed, "level": q, "cost_level": c, "test_accuracy": a}
-                       for q, c, a in zip(FRONT_LEVELS, levels, front)]
-            area = np.nan_to_num(result.front(linear), nan=floor) - floor
-            scores.append({"space": space.name, "strategy": result.strategy, "seed": seed, "evaluations": result.n_evaluations,
-                           "front_area": float(area.mean()), "front_quantile_score": float(np.mean(np.nan_to_num(front, nan=floor)))})
-    return pd.DataFrame(points), pd.DataFrame(scores)
-
-
-def evaluation_counts(depths: Sequence[int], n_options: int, seeds: Sequence[int], quantile: float = 0.5) -> pd.DataFrame:
-    """LayerNAS's N on additive spaces of growing depth L (|S| = ``n_options``), against its bounds and |S|^L."""
-    rows = []
-    for depth in depths:
-        for seed in seeds:
-            space = additive_space(depth, n_options, seed=seed)
-            result = search(space, "layernas", space.size, space.cost_quantile(quantile), seed, **LAYERNAS)
-            rows.append({"layers": depth, "seed": seed, "space_size": space.size, "evaluations": result.n_evaluations,
-                         "bound": evaluation_bound(space), "kH|S|L": coarse_bound(space),
-                         "optimum_found": bool(np.isclose(result.report, exhaustive(space, result.cost_limit)["report"]))})
-    return pd.DataFrame(rows)
-
-
-def count_table(runs: pd.DataFrame, spaces: dict[str, SearchSpace]) -> pd.DataFrame:
-    """Per real space: LayerNAS's N (range over limits and seeds), its bounds, and the size of the space."""
-    layernas = runs[runs.strategy == "layernas"]
-    rows = []
-    for name, group in layernas.groupby("space", sort=False):
-        space = spaces[name]
-        rows.append({"space": name, "L": len(space.layers), "|S|": "x".join(str(len(layer.options)) for layer in space.layers),
-                     "architectures": space.size, "N min": int(group.evaluations.min()), "N max": int(group.evaluations.max()),
-                     "bound": evaluation_bound(space), "kH|S|L": coarse_bound(space)})
-    return pd.DataFrame(rows).set_index("space")
-
-
-def ablation(space: SearchSpace, quantiles: Sequence[float], seeds: Sequence[int], ks: Sequence[int] = (1, 2, 3),
-             bases: Sequence[str] = ("largest", "cheapest")) -> pd.DataFrame:
-    """Sensitivity of LayerNAS to k and the base policy (H fixed), each variant against the baselines at its own N.
-    Shown, not used to choose the settings of the claims."""
-    rows = []
-    for k in ks:
-        for base in bases:
-            runs, _, _ = run_constrained(space, quantiles, seeds, {"k": k, "base": base}, progress=False)
-            for (q, strategy), group in runs.groupby(["quantile", "strategy"]):
-                rows.append({"space": space.name, "k": k, "base": base, "quantile": q, "strategy": strategy,
-                             "evaluations": group.evaluations.mean(), "test_accuracy": group.test_accuracy.mean()})
-    return pd.DataFrame(rows)
-
-
-def to_records(runs: pd.DataFrame, scores: pd.DataFrame) -> list[Record]:
-    """Constrained runs (experiment = "space @ q") and front scores (experiment = "space front") as Records."""
-    records = []
-    for row in runs.itertuples():
-        experiment = experiment_name(row.space, row.quantile)
-        for metric in ("test_accuracy", "val_accuracy", "evaluations", "cost", "regret"):
-            records.append(Record(experiment, LABELS[row.strategy], row.space, int(row.seed), metric, float(getattr(row, metric))))
-    for row in scores.itertuples():
-        for metric in ("front_area", "front_quantile_score", "evaluations"):
-            records.append(Record(f"{row.space} front", LABELS[row.strategy], row.space, int(row.seed), metric, float(getattr(row, metric))))
-    return records
-
-
-def experiments(records: Sequence[Record], kind: str, spaces: Sequence[str] | None = None) -> list[str]:
-    """Experiment names of ``kind`` ("constrained" or "front"), optionally restricted to ``spaces``."""
-    names = dict.fromkeys(r.experiment for r in records if (r.experiment.endswith(" front")) == (kind == "front"))
-    return [n for n in names if spaces is None or any(n.startswith(s + " ") for s in spaces)]
-
-
-def build_claims(records: Sequence[Record], runs: pd.DataFrame, counts: pd.DataFrame, real_counts: pd.DataFrame) -> list[Claim]:
-    """The three claims of the issue, each checked from the measured numbers (pooled paired 95% intervals)."""
-    constrained = experiments(records, "constrained")
-    front = experiments(records, "front")
-    ln, rs, re = LABELS["layernas"], LABELS["random"], LABELS["evolution"]
-    vs_rs, vs_re = pooled_comparison(records, ln, rs, constrained), pooled_comparison(records, ln, re, constrained)
-    f_rs = pooled_comparison(records, ln, rs, front, metric="front_area")
-    f_re = pooled_comparison(records, ln, re, front, metric="front_area")
-    layernas_runs = runs[runs.strategy == "layernas"]
-    within = bool((counts.evaluations <= counts.bound).all() and (real_counts["N max"] <= real_counts["bound"]).all())
-    feasible = bool(layernas_runs.feasible.all() and layernas_runs.found.all())
-    grow = counts.groupby("layers").agg(n=("evaluations", "mean"), size=("space_size", "first"))
-    return [
-        Claim("better-under-constraint",
-              "Under a cost limit, LayerNAS's pick beats random search and regularized evolution at the same number of evaluations "
-              "(test accuracy, pooled paired 95% CIs above 0)",
-              "superior to strong baselines on NATS-Bench and MobileNet spaces (no per-baseline numbers readable)",
-              f"vs random {vs_rs.points()}, vs evolution {vs_re.points()}, {vs_rs.n} pairs", bool(vs_rs.ci_low > 0 and vs_re.ci_low > 0)),
-        Claim("polynomial-evaluations",
-              "LayerNAS's evaluations stay within k·H·|S|·L-type bounds, not the size of the space, and its pick is always feasible",
-              "O(H·|S|·L) evaluations",
-              f"N ≤ bound in every run: {within}; synthetic L={grow.index.min()}→{grow.index.max()}: N {grow.n.iloc[0]:.0f}→{grow.n.iloc[-1]:.0f} "
-              f"while |S|^L {grow['size'].iloc[0]:,}→{grow['size'].iloc[-1]:,}; feasible picks: {feasible}", within and feasible),
-        Claim("better-front",
-              "One unconstrained LayerNAS run traces a better accuracy-vs-cost front than random search and evolution at its N "
-              "(front area, pooled paired 95% CIs above 0)",
-              "one search yields models along the accuracy-cost trade-off",
-              f"vs random {f_rs.points()}, vs evolution {f_re.points()}, {f_rs.n} pairs", bool(f_rs.ci_low > 0 and f_re.ci_low > 0)),
-    ]
-
-
-ABLATION_SPACES = {"quick": ("NB-201",), "full": ("NB-201", "NB-Graph cora")}
-ABLATION_QUANTILES = {"quick": (0.5,), "full": (0.25, 0.5, 0.75)}
-DEPTHS = {"quick": (2, 3, 4, 5, 6), "full": (2, 3, 4, 5, 6, 7, 8)}
+PILOT_SEEDS = {"quick": tuple(range(1000, 1002)), "full": tuple(range(1000, 1010))}  # the pilot's and the rule's: never reused in a claim
+NOTES_NB201_BEST = 0.9407  # the notes' "max 94.07" (DATA.md §6): a reference to check the table against, not a result
 PAPER = {  # what the notes could verify (06_layernas.md §5); nothing here is comparable number for number
     "NB-201": "NATS-Bench TSS is one of the paper's spaces: 'consistently superior' to baselines; no per-baseline numbers readable",
     "NB-Graph": "not in the paper",
@@ -235,140 +65,450 @@ PAPER = {  # what the notes could verify (06_layernas.md §5); nothing here is c
 }
 
 
-def space_summary(spaces: Sequence[SearchSpace]) -> pd.DataFrame:
-    """Layers, options, sizes and cost ranges of the spaces (no evaluation: the CNN space is not trained here)."""
-    rows = []
-    for space in spaces:
-        distinct = len({space.identity(a) for a in space.all_archs()})
-        rows.append({"space": space.name, "layers L": len(space.layers), "options per layer": "x".join(str(len(l.options)) for l in space.layers),
-                     "combinations": int(np.prod(space.shape)), "distinct architectures": distinct, "cost": space.cost_name,
-                     "min cost": space.min_cost, "max cost": space.max_cost, "base (largest)": space.describe(space.base_arch("largest")),
-                     "description": space.description})
-    return pd.DataFrame(rows).set_index("space")
+def setting_label(base: str, bucketing: str) -> str:
+    """E.g. ``"cheapest / equal-count"``: how tables and records name a LayerNAS setting."""
+    return f"{base} / {bucketing}"
 
 
-def space_points(space: SearchSpace, cost_limit: float | None = None) -> pd.DataFrame:
-    """Cost and test accuracy of every valid architecture (within ``cost_limit``), one row per distinct key.
-
-    For the CNN space call it only on architectures already evaluated (e.g. within the limit after the oracle ran).
-    """
-    seen, rows = set(), []
-    for arch in space.all_archs(np.inf if cost_limit is None else cost_limit):
-        identity = space.identity(arch)
-        if identity not in seen:
-            seen.add(identity)
-            rows.append({"space": space.name, "cost": space.cost(arch), "test_accuracy": space.evaluate(arch).report})
-    return pd.DataFrame(rows)
+def method_label(strategy: str, budget: str = "N") -> str:
+    """``"LayerNAS"``, ``"random search"`` (at LayerNAS's N), ``"random search (F)"`` (at its feasible count)."""
+    return LABELS[strategy] + ("" if strategy == "layernas" else BUDGETS[budget])
 
 
-def paper_vs_ours(runs: pd.DataFrame, oracles: pd.DataFrame, quantile: float = 0.5) -> pd.DataFrame:
-    """At the median cost limit: the paper's statement and our mean test accuracy (%) of each strategy's pick and the oracle."""
-    rows = []
-    at = runs[np.isclose(runs["quantile"], quantile)]
-    for name, group in at.groupby("space", sort=False):
-        means = group.groupby("strategy").test_accuracy.mean() * 100
-        oracle = oracles[(oracles.space == name) & np.isclose(oracles["quantile"], quantile)].report.iloc[0] * 100
-        paper = next((text for key, text in PAPER.items() if name.startswith(key)), "")
-        rows.append({"space": name, "paper": paper, "N (LayerNAS)": f"{group[group.strategy == 'layernas'].evaluations.mean():.0f}",
-                     **{LABELS[s]: f"{means[s]:.2f}" for s in STRATEGIES}, "oracle": f"{oracle:.2f}"})
-    return pd.DataFrame(rows).set_index("space")
+# ---------------------------------------------------------------------------------------------------------- spaces
+ADDITIVE = re.compile(r"additive-(\d+)x(\d+)-s(\d+)")  # e.g. "additive-5x3-s0": 5 layers x 3 options, seed 0
 
 
-NOTES_NB201_BEST = 0.9407  # the notes' "max 94.07" (DATA.md §6): a reference to check the table against, not a result
+@lru_cache(maxsize=None)
+def build_space(space: str) -> SearchSpace:
+    """The space named ``space``, rebuilt from the cache: ``"nb201"``, ``"cora"``, ``"citeseer"``, ``"pubmed"``,
+    ``"cnn-quick"``, ``"cnn-full"`` (its evaluations memoised in this process), or ``"additive-LxO-sS"`` (an
+    additive synthetic space: L layers, O options, seed S)."""
+    if space == "nb201":
+        return nb201_space("params")
+    if space in GRAPHS:
+        return graph_space(space, "latency")
+    if space in CNN.values():
+        built = proxy_cnn_space(space.split("-", 1)[1])
+        return dataclasses.replace(built, evaluate=lru_cache(maxsize=None)(built.evaluate))  # one cache read per architecture
+    match = ADDITIVE.fullmatch(space)
+    if match:
+        layers, options, seed = map(int, match.groups())
+        return additive_space(layers, options, seed=seed)
+    raise ValueError(f"space must be one of {TABLE_SPACES + tuple(CNN.values())} or 'additive-<L>x<O>-s<seed>', got {space!r}")
 
 
-def experiment_name(space: str, quantile: float) -> str:
-    return f"{space} @ q{int(round(100 * quantile))}"
+def is_table(space: str) -> bool:
+    """Whether every architecture of ``space`` is a lookup (fronts and the exhaustive front need that)."""
+    return space in TABLE_SPACES or ADDITIVE.fullmatch(space) is not None
 
 
-def results_table(runs: pd.DataFrame, oracles: pd.DataFrame, records: Sequence[Record]) -> pd.DataFrame:
-    """Per space and cost limit: N, each strategy's pick test accuracy (%, mean ± std over seeds), the oracle, and how
-    often each strategy returned the oracle's accuracy."""
-    frame = to_frame(records)
-    accuracy = mean_std_table(frame[frame.metric == "test_accuracy"], index="experiment", columns="method")
-    rows = []
-    for (space, q), group in runs.groupby(["space", "quantile"], sort=False):
-        oracle = oracles[(oracles.space == space) & np.isclose(oracles["quantile"], q)].iloc[0]
-        experiment = experiment_name(space, q)
-        row = {"experiment": experiment, "cost limit": f"{oracle.cost_limit:.4g}", "feasible": int(oracle.n_feasible),
-               "N": f"{group[group.strategy == 'layernas'].evaluations.mean():.0f}",
-               **{LABELS[s]: accuracy.loc[experiment, LABELS[s]] for s in STRATEGIES}, "oracle": f"{100 * oracle.report:.2f}"}
-        hits = group.assign(hit=np.isclose(group.test_accuracy, oracle.report)).groupby("strategy").hit.agg(["sum", "count"])
-        row["runs that found the oracle"] = ", ".join(f"{short} {int(hits.loc[s, 'sum'])}/{int(hits.loc[s, 'count'])}"
-                                                      for short, s in zip(("LN", "RS", "RE"), STRATEGIES))
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("experiment")
+def space_name(space: str) -> str:
+    return build_space(space).name
 
 
-def per_space_differences(records: Sequence[Record]) -> pd.DataFrame:
-    """LayerNAS minus each baseline (pp, pooled paired 95% CI) per space and over all spaces, for the constrained picks'
-    test accuracy and for the front area and quantile front score."""
-    ln = LABELS["layernas"]
-    spaces = list(dict.fromkeys(r.setting for r in records))
-    rows = {}
-    for label, subset in [*[(s, [s]) for s in spaces], ("all spaces", None)]:
-        row = {}
-        for kind, metric in (("constrained", "test_accuracy"), ("front", "front_area"), ("front", "front_quantile_score")):
-            names = experiments(records, kind, subset)
-            for baseline in ("random", "evolution"):
-                if names:
-                    c = pooled_comparison(records, ln, LABELS[baseline], names, metric=metric)
-                    measure = {"test_accuracy": "pick", "front_area": "front area", "front_quantile_score": "quantile front"}[metric]
-                    row[f"{measure}: {ln} − {LABELS[baseline]}"] = f"{c.points()} (n={c.n})"
-        rows[label] = row
-    return pd.DataFrame.from_dict(rows, orient="index").fillna("")
-
-
-def ablation_table(ablation_runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean test accuracy (%) over limits and seeds per LayerNAS variant, with the baselines at each variant's N."""
-    table = ablation_runs.groupby(["space", "k", "base", "strategy"]).agg(acc=("test_accuracy", "mean"), n=("evaluations", "mean")).reset_index()
-    wide = table.pivot_table(index=["space", "k", "base"], columns="strategy", values="acc").mul(100).round(2)
-    wide = wide.rename(columns=LABELS)[[LABELS[s] for s in STRATEGIES]]
-    wide.insert(0, "N", table[table.strategy == "layernas"].set_index(["space", "k", "base"]).n.round(0))
-    return wide
-
-
-def front_table(records: Sequence[Record]) -> pd.DataFrame:
-    """Front area (pp above the space's worst accuracy) and quantile front score (%) per space and strategy, mean ± std."""
-    frame = to_frame(records)
-    order = [LABELS[s] for s in STRATEGIES]
-    return pd.concat({title: mean_std_table(frame[frame.metric == metric], index="setting", columns="method")[order]
-                      for metric, title in (("front_area", "front area (pp)"), ("front_quantile_score", "quantile front score (%)"))}, axis=1)
+def context() -> dict:
+    """What the cells depend on beyond their arguments: the tables' wheels, the proxy recipe, fixed choices."""
+    return {"tables": table_versions(), "proxy": {"settings": PROXY_SETTINGS, "version": PROXY_VERSION, "data": data_version("fashion_mnist")},
+            "H": H_BUCKETS, "k": K_PER_BUCKET, "area_levels": AREA_LEVELS, "front_levels": list(FRONT_LEVELS), "version": PROTOCOL_VERSION}
 
 
 def table_versions() -> dict[str, str]:
-    """Versions of the wheels that ship the benchmark tables (for the results file)."""
-    from importlib.metadata import version
-
+    """Versions of the wheels that ship the benchmark tables (for the cells' context and the results file)."""
     return {package: version(package) for package in ("analog-nasbench", "nas-bench-graph")}
 
 
-def front_figure(spaces: dict[str, SearchSpace], panels: Sequence[str], runs: pd.DataFrame, oracles: pd.DataFrame,
-                 front_points: pd.DataFrame, colours: dict) -> plt.Figure:
-    """Accuracy against cost, one panel per space: every architecture (grey; for a trained space only those within
-    its largest limit), the exhaustive front (black steps), each strategy's mean unconstrained front (coloured steps)
-    and constrained picks (dots), and the cost limits (dotted)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), squeeze=False)
-    for ax, name in zip(axes[0], panels):
-        space, fronts, picks = spaces[name], front_points[front_points.space == name], runs[runs.space == name]
-        cloud = space_points(space, None if len(fronts) else oracles[oracles.space == name].cost_limit.max())
-        ax.scatter(cloud.cost, 100 * cloud.test_accuracy, s=2, color="0.8", rasterized=True, label="all architectures")
-        if len(fronts):
-            oracle = fronts[fronts.strategy == "oracle"]
-            ax.step(oracle.cost_level, 100 * oracle.test_accuracy, where="post", color="black", lw=1.2, label="exhaustive front")
-            for strategy in STRATEGIES:
-                mean = fronts[fronts.strategy == strategy].groupby("cost_level").test_accuracy.mean()
-                ax.step(mean.index, 100 * mean, where="post", color=colours[LABELS[strategy]], lw=1.2, alpha=0.9)
-        for strategy in STRATEGIES:
-            chosen = picks[picks.strategy == strategy]
-            ax.scatter(chosen.cost, 100 * chosen.test_accuracy, s=28, color=colours[LABELS[strategy]], edgecolor="black", lw=0.4,
-                       label=LABELS[strategy], zorder=3)
-        for limit in picks.cost_limit.unique():
-            ax.axvline(limit, color="0.5", ls=":", lw=1)
-        ax.set_ylim(np.percentile(100 * cloud.test_accuracy, 20 if len(fronts) else 0), 100 * cloud.test_accuracy.max() + 0.5)
-        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
-        ax.set_title(name)
-        ax.set_xlabel(space.cost_name)
-    axes[0, 0].set_ylabel("test accuracy (%)")
-    axes[0, 0].legend(loc="lower right", fontsize=8)
-    return fig
+def _quantile(value: object) -> float | None:
+    """A cell's cost quantile as plain data: a Python float, or None for no limit (a DataFrame turns None into NaN)."""
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _limit(space: SearchSpace, quantile: float | None) -> float | None:
+    return None if quantile is None else space.cost_quantile(quantile)
+
+
+@lru_cache(maxsize=None)
+def _all_evaluations(space: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cost, reward and report of every valid architecture of a table space (for fronts and the exhaustive front)."""
+    if not is_table(space):
+        raise ValueError(f"{space!r} is trained on the fly: its fronts would train every architecture")
+    built = build_space(space)
+    archs = built.all_archs()
+    evaluations = [built.evaluate(a) for a in archs]
+    return (np.array([built.cost(a) for a in archs]), np.array([e.reward for e in evaluations]), np.array([e.report for e in evaluations]))
+
+
+# ----------------------------------------------------------------------------------------------------------- cells
+def _run_summary(space: str, result: SearchResult, quantile: float | None) -> dict:
+    """What a search cell returns: its N and F, and the pick and trace (constrained) or the front (unconstrained)."""
+    row = {"evaluations": result.n_evaluations, "feasible_evaluations": int(result.feasible.sum()), "cost_limit": result.cost_limit}
+    if quantile is not None:
+        first = int(np.argmax(result.feasible)) + 1 if result.feasible.any() else None
+        return {**row, "cost": result.cost, "val_accuracy": result.reward, "test_accuracy": result.report, "found": result.arch is not None,
+                "first_feasible": first, "trace": result.trace()}
+    built = build_space(space)
+    costs, _, reports = _all_evaluations(space)
+    floor = float(reports.min())
+    front = result.front([built.cost_quantile(q) for q in FRONT_LEVELS])
+    area = np.nan_to_num(result.front(np.linspace(built.min_cost, built.max_cost, AREA_LEVELS)), nan=floor) - floor
+    q10 = built.cost_quantile(0.1)
+    return {**row, "front": front, "front_area": float(area.mean()), "front_quantile_score": float(np.mean(np.nan_to_num(front, nan=floor))),
+            "evaluated_below_q10": int((result.history_costs < q10).sum())}
+
+
+def layernas_cell(space: str, quantile: float | None, base: str, bucketing: str, seed: int) -> dict:
+    """One LayerNAS run (budget: the whole space) on ``space`` under the cost ``quantile`` (``None``: no limit)."""
+    built = build_space(space)
+    result = search(built, "layernas", built.size, _limit(built, quantile), seed, base=base, bucketing=bucketing)
+    if result.n_evaluations == 0:
+        raise RuntimeError(f"LayerNAS ({setting_label(base, bucketing)}) evaluated nothing on {built.name} at quantile {quantile}")
+    return {**_run_summary(space, result, quantile), "kept_per_layer": result.info["kept_per_layer"], "bound": evaluation_bound(built)}
+
+
+def baseline_cell(space: str, quantile: float | None, strategy: str, budget: int, seed: int) -> dict:
+    """One run of ``strategy`` (``"random"`` or ``"evolution"``) with ``budget`` distinct evaluations."""
+    if strategy not in BASELINES:
+        raise ValueError(f"strategy must be one of {BASELINES}, got {strategy!r}")
+    built = build_space(space)
+    return _run_summary(space, search(built, strategy, budget, _limit(built, quantile), seed), quantile)
+
+
+def oracle_cell(space: str, quantile: float) -> dict:
+    """The exhaustive oracle under the cost ``quantile`` (on the CNN space it trains every feasible architecture)."""
+    built = build_space(space)
+    oracle = exhaustive(built, built.cost_quantile(quantile))
+    return {**{k: v for k, v in oracle.items() if k != "arch"}, "cost_limit": built.cost_quantile(quantile), "oracle_arch": built.describe(oracle["arch"])}
+
+
+def exhaustive_front_cell(space: str) -> list[dict]:
+    """The exhaustive front of a table space: at each plotted cost level, the best-validation architecture's test accuracy."""
+    built = build_space(space)
+    costs, rewards, reports = _all_evaluations(space)
+    rows = []
+    for q in FRONT_LEVELS:
+        level = built.cost_quantile(q)
+        ok = np.flatnonzero(costs <= level)
+        rows.append({"level": q, "cost_level": level, "test_accuracy": float(reports[ok[np.argmax(rewards[ok])]])})
+    return rows
+
+
+def count_cell(layers: int, n_options: int, base: str, bucketing: str, seed: int, quantile: float = 0.5) -> dict:
+    """LayerNAS's N on an additive synthetic space (independent layers) against its bounds and |S|^L."""
+    space = additive_space(layers, n_options, seed=seed)
+    result = search(space, "layernas", space.size, space.cost_quantile(quantile), seed, base=base, bucketing=bucketing)
+    return {"space_size": space.size, "evaluations": result.n_evaluations, "bound": evaluation_bound(space), "kH|S|L": coarse_bound(space),
+            "feasible_pick": bool(result.arch is not None and result.cost <= result.cost_limit),
+            "optimum_found": bool(np.isclose(result.report, exhaustive(space, result.cost_limit)["report"]))}
+
+
+# ---------------------------------------------------------------------------------------------------------- driver
+@dataclass(frozen=True)
+class NASSettings:
+    """The numbers of one profile.
+
+    Attributes:
+        spaces: space keys (:func:`build_space`), the tables first, the CNN space last.
+        quantiles: the table spaces' cost limits (quantiles of their costs); ``cnn_quantiles`` the CNN space's (its
+            oracle trains every architecture within the limit, so it has one).
+        seeds: the claims' replicates (search seeds); ``pilot_seeds`` those of the pilot and of the primary-setting
+            rule, never reused in a claim.
+        depths: the additive spaces' depths of the evaluation count (4 options per layer).
+        choosing: the dataset the primary-setting rule chooses on (left out of the claims).
+    """
+
+    spaces: tuple[str, ...]
+    quantiles: tuple[float, ...]
+    cnn_quantiles: tuple[float, ...]
+    seeds: tuple[int, ...]
+    pilot_seeds: tuple[int, ...]
+    depths: tuple[int, ...]
+    choosing: str = "cora"
+
+    def limits(self, space: str) -> tuple[float, ...]:
+        return self.cnn_quantiles if space in CNN.values() else self.quantiles
+
+    @property
+    def shown_limits(self) -> dict[str, float]:
+        """The cost limit each space shows in the figures and the paper-vs-ours table: its middle one."""
+        return {s: self.limits(s)[len(self.limits(s)) // 2] for s in self.spaces}
+
+    @property
+    def claim_spaces(self) -> tuple[str, ...]:
+        """Every space but the choosing dataset."""
+        return tuple(s for s in self.spaces if s != self.choosing)
+
+
+def settings(profile: str, replicates: int) -> NASSettings:
+    """The settings of ``profile``; ``replicates`` is the declared number of search seeds (the quick profile runs 2).
+
+    Quick: NB-201, Cora and a 2^3 CNN space at the median limit. Full: + CiteSeer and PubMed, the tables at the 25th,
+    50th and 75th cost percentiles, the 4^4 CNN space at the 25th only: at the median the four settings' searches
+    train ~151 of its 256 architectures (3-5 s each on one loaded core), at the 25th ~85 cheaper ones, which fits
+    the cold budget.
+    """
+    graphs = pick(profile, {"quick": ("cora",), "full": GRAPHS})
+    return NASSettings(
+        spaces=("nb201", *graphs, CNN[profile]), quantiles=pick(profile, {"quick": (0.5,), "full": (0.25, 0.5, 0.75)}),
+        cnn_quantiles=pick(profile, {"quick": (0.5,), "full": (0.25,)}),
+        seeds=tuple(range(pick(profile, {"quick": 2, "full": replicates}))), pilot_seeds=pick(profile, PILOT_SEEDS),
+        depths=pick(profile, {"quick": (2, 4, 6), "full": (2, 3, 4, 5, 6, 7, 8)}),
+    )
+
+
+def run_searches(chosen: NASSettings, spaces: Sequence[str], seeds: Sequence[int], setting_list: Sequence[tuple[str, str]] = SETTINGS,
+                 budgets: Sequence[str] = tuple(BUDGETS), front: bool = True, progress: bool = True) -> pd.DataFrame:
+    """LayerNAS's cells, then the baselines' cells at each LayerNAS run's N (and F); one tidy row per run.
+
+    Returns:
+        Columns ``space`` (key), ``name``, ``kind`` ("constrained" / "front"), ``quantile`` (NaN for a front),
+        ``setting``, ``base``, ``bucketing``, ``method`` (:func:`method_label`), ``strategy``, ``budget`` ("N", "F";
+        "" for LayerNAS), ``seed``, and what the cells return (N, F, pick, trace, front measures, ...).
+
+    Raises:
+        ValueError: an unknown budget notion, or a LayerNAS run without a feasible evaluation when F is asked for.
+    """
+    unknown = set(budgets) - set(BUDGETS)
+    if unknown:
+        raise ValueError(f"budget notions must be among {sorted(BUDGETS)}, got {sorted(unknown)}")
+    targets = [(s, float(q)) for s in spaces for q in chosen.limits(s)] + ([(s, None) for s in spaces if is_table(s)] if front else [])
+    cells = [{"space": s, "quantile": q, "base": b, "bucketing": k, "seed": int(seed)} for s, q in targets for b, k in setting_list for seed in seeds]
+    layernas = run_grid(layernas_cell, experiment=EXPERIMENT, cells=cells, context=context(), progress=progress).to_dict("records")
+    for row in layernas:
+        row["quantile"] = _quantile(row["quantile"])
+
+    def budgets_of(row: dict) -> dict[str, int]:
+        """The baselines' budgets of one LayerNAS run (without a limit every evaluation is feasible: F = N, one notion)."""
+        notions = budgets if row["quantile"] is not None else ("N",)
+        return {n: int(row["evaluations"] if n == "N" else row["feasible_evaluations"]) for n in notions}
+
+    wanted: dict[tuple, dict] = {}
+    for row in layernas:
+        for notion, budget in budgets_of(row).items():
+            if budget < 1:
+                raise ValueError(f"LayerNAS evaluated nothing feasible on {row['space']} at quantile {row['quantile']} "
+                                 f"({setting_label(row['base'], row['bucketing'])})")
+            for strategy in BASELINES:
+                key = (row["space"], row["quantile"], strategy, budget, int(row["seed"]))
+                wanted.setdefault(key, dict(zip(("space", "quantile", "strategy", "budget", "seed"), key)))
+    found = run_grid(baseline_cell, experiment=EXPERIMENT, cells=list(wanted.values()), context=context(), progress=progress).to_dict("records")
+    by_key = dict(zip(wanted, found))
+    rows = []
+    for row in layernas:
+        common = {"space": row["space"], "name": space_name(row["space"]), "kind": "front" if row["quantile"] is None else "constrained",
+                  "quantile": np.nan if row["quantile"] is None else row["quantile"], "setting": setting_label(row["base"], row["bucketing"]),
+                  "base": row["base"], "bucketing": row["bucketing"], "seed": int(row["seed"])}
+        rows.append({**row, **common, "method": method_label("layernas"), "strategy": "layernas", "budget": ""})
+        for notion, budget in budgets_of(row).items():
+            for strategy in BASELINES:
+                result = by_key[(row["space"], row["quantile"], strategy, budget, int(row["seed"]))]
+                rows.append({**{k: v for k, v in result.items() if k != "budget"}, **common, "method": method_label(strategy, notion),
+                             "strategy": strategy, "budget": notion, "budget_evaluations": budget})
+    return pd.DataFrame(rows)
+
+
+def run_oracles(chosen: NASSettings, spaces: Sequence[str], progress: bool = True) -> pd.DataFrame:
+    """The exhaustive oracle of every (space, limit)."""
+    cells = [{"space": s, "quantile": q} for s in spaces for q in chosen.limits(s)]
+    frame = run_grid(oracle_cell, experiment=EXPERIMENT, cells=cells, context=context(), progress=progress)
+    return frame.assign(name=[space_name(s) for s in frame.space])
+
+
+def run_exhaustive_fronts(spaces: Sequence[str], progress: bool = True) -> pd.DataFrame:
+    """The exhaustive front of every table space among ``spaces``."""
+    cells = [{"space": s} for s in spaces if is_table(s)]
+    frame = run_grid(exhaustive_front_cell, experiment=EXPERIMENT, cells=cells, context=context(), progress=progress)
+    return frame.assign(name=[space_name(s) for s in frame.space])
+
+
+def evaluation_counts(chosen: NASSettings, n_options: int = 4, setting_list: Sequence[tuple[str, str]] = SETTINGS, progress: bool = True) -> pd.DataFrame:
+    """LayerNAS's N on additive spaces of growing depth, for every setting and seed."""
+    cells = [{"layers": d, "n_options": n_options, "base": b, "bucketing": k, "seed": int(s)} for d in chosen.depths for b, k in setting_list for s in chosen.seeds]
+    frame = run_grid(count_cell, experiment=EXPERIMENT, cells=cells, context=context(), progress=progress)
+    return frame.assign(setting=[setting_label(b, k) for b, k in zip(frame.base, frame.bucketing)])
+
+
+# --------------------------------------------------------------------------------------------------------- records
+def experiment_name(name: str, quantile: float) -> str:
+    """``"NB-201 @ q25"`` for a constrained task, ``"NB-201 front"`` for a front (quantile NaN)."""
+    return f"{name} front" if pd.isna(quantile) else f"{name} @ q{int(round(100 * quantile))}"
+
+
+CONSTRAINED_METRICS = ("test_accuracy", "val_accuracy", "evaluations", "feasible_evaluations")
+FRONT_METRICS = ("front_area", "front_quantile_score", "evaluations")
+
+
+def to_records(runs: pd.DataFrame) -> list[Record]:
+    """Every run's measures as Records: experiment = the task, method = strategy and budget, setting = LayerNAS's
+    setting (a baseline's record belongs to the setting whose N or F it was given)."""
+    records = []
+    for row in runs.to_dict("records"):
+        for metric in CONSTRAINED_METRICS if row["kind"] == "constrained" else FRONT_METRICS:
+            records.append(Record(experiment_name(row["name"], row["quantile"]), row["method"], row["setting"], int(row["seed"]), metric, float(row[metric])))
+    return records
+
+
+def tasks(records: Iterable[Record] | pd.DataFrame, kind: str, names: Sequence[str] | None = None) -> list[str]:
+    """Experiment names of ``kind`` ("constrained" or "front"), in order, optionally only those of space ``names``."""
+    frame = records if isinstance(records, pd.DataFrame) else to_frame(records)
+    found = dict.fromkeys(e for e in frame.experiment if e.endswith(" front") == (kind == "front"))
+    return [e for e in found if names is None or any(e.startswith(n + " ") for n in names)]
+
+
+def differences(records: pd.DataFrame, setting: str, experiments: Sequence[str], baselines: Sequence[str], metric: str = "test_accuracy") -> dict[str, Estimate]:
+    """LayerNAS minus each baseline method in ``metric`` (pp), per task paired over seeds and pooled with equal weights."""
+    subset = records[records.setting == setting]
+    return {b: pooled(paired_estimates(subset, method_label("layernas"), b, experiments, metric=metric)) for b in baselines}
+
+
+def interval_text(estimate: Estimate) -> str:
+    low, high = estimate.interval(0.95)
+    return f"{estimate.mean:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+# ---------------------------------------------------------------------------------------------------------- tables
+def space_summary(spaces: Sequence[str]) -> pd.DataFrame:
+    """Layers, options, sizes, cost ranges and both base architectures of the spaces (nothing is evaluated)."""
+    rows = []
+    for key in spaces:
+        space = build_space(key)
+        rows.append({"space": space.name, "layers L": len(space.layers), "options per layer": "x".join(str(len(l.options)) for l in space.layers),
+                     "combinations": int(np.prod(space.shape)), "distinct architectures": len({space.identity(a) for a in space.all_archs()}),
+                     "cost": space.cost_name, "min cost": space.min_cost, "max cost": space.max_cost,
+                     **{f"base ({b})": space.describe(space.base_arch(b)) for b in BASE_POLICIES}, "description": space.description})
+    return pd.DataFrame(rows).set_index("space")
+
+
+def space_points(space: str, cost_limit: float | None = None) -> pd.DataFrame:
+    """Cost and test accuracy of every valid architecture of a table space (within ``cost_limit``), one row per key."""
+    built = build_space(space)
+    seen, rows = set(), []
+    for arch in built.all_archs(np.inf if cost_limit is None else cost_limit):
+        identity = built.identity(arch)
+        if identity not in seen:
+            seen.add(identity)
+            rows.append({"space": built.name, "cost": built.cost(arch), "test_accuracy": built.evaluate(arch).report})
+    return pd.DataFrame(rows)
+
+
+def results_table(runs: pd.DataFrame, oracles: pd.DataFrame, setting: str) -> pd.DataFrame:
+    """Per task, for LayerNAS's ``setting``: the limit, feasible architectures, LayerNAS's N and F, each strategy's
+    pick (test accuracy %, mean ± std over seeds; baselines at N and at F), the oracle, and the oracle's hit counts."""
+    constrained = runs[(runs.kind == "constrained") & (runs.setting == setting)]
+    frame = to_frame(to_records(constrained))
+    accuracy = mean_std_table(frame[frame.metric == "test_accuracy"], index="experiment", columns="method")
+    methods = [method_label("layernas")] + [method_label(s, b) for b in BUDGETS for s in BASELINES]
+    rows = []
+    for (name, q), group in constrained.groupby(["name", "quantile"], sort=False):
+        oracle = oracles[(oracles.name == name) & np.isclose(oracles["quantile"], q)].iloc[0]
+        ln = group[group.strategy == "layernas"]
+        hits = group[group.budget != "F"].assign(hit=lambda f: np.isclose(f.test_accuracy, oracle.report)).groupby("method").hit.sum()
+        rows.append({"task": experiment_name(name, q), "cost limit": f"{oracle.cost_limit:.4g}", "feasible archs": int(oracle.n_feasible),
+                     "N": f"{ln.evaluations.mean():.0f}", "F": f"{ln.feasible_evaluations.mean():.0f}",
+                     **{m: accuracy.loc[experiment_name(name, q), m] for m in methods}, "oracle": f"{100 * oracle.report:.2f}",
+                     "runs at the oracle (LN, RS, RE)": ", ".join(f"{int(hits.get(method_label(s), 0))}" for s in ("layernas", *BASELINES)) + f" of {len(ln)}"})
+    return pd.DataFrame(rows).set_index("task")
+
+
+def paper_vs_ours(runs: pd.DataFrame, oracles: pd.DataFrame, setting: str, quantiles: dict[str, float]) -> pd.DataFrame:
+    """At one cost limit per space (``quantiles``: space key -> quantile): the paper's statement and our mean test
+    accuracy (%) of each pick (LayerNAS's ``setting``, baselines at its N) and the oracle."""
+    rows = []
+    at = runs[(runs.kind == "constrained") & (runs.setting == setting) & np.isclose(runs["quantile"], runs.space.map(quantiles)) & (runs.budget != "F")]
+    for (name, q), group in at.groupby(["name", "quantile"], sort=False):
+        means = group.groupby("strategy").test_accuracy.mean() * 100
+        oracle = oracles[(oracles.name == name) & np.isclose(oracles["quantile"], q)].report.iloc[0] * 100
+        rows.append({"task": experiment_name(name, q), "paper": next((t for key, t in PAPER.items() if name.startswith(key)), ""),
+                     "N (LayerNAS)": f"{group[group.strategy == 'layernas'].evaluations.mean():.0f}",
+                     **{LABELS[s]: f"{means[s]:.2f}" for s in LABELS}, "oracle": f"{oracle:.2f}"})
+    return pd.DataFrame(rows).set_index("task")
+
+
+def sensitivity_table(records: pd.DataFrame, runs: pd.DataFrame, claim_names: Sequence[str]) -> pd.DataFrame:
+    """Every space and the front, for every LayerNAS setting: N and F, LayerNAS's mean pick, and LayerNAS minus each
+    baseline (pp, paired per task over seeds, pooled over the space's limits with equal weights, 95 % CI) at N and
+    at F; then the front area against the baselines at N. A last block pools the claims' tasks."""
+    baselines = [method_label(s, b) for b in BUDGETS for s in BASELINES]
+    rows = []
+    groups = [(name, [name]) for name in dict.fromkeys(runs.name)] + [("claim tasks (pooled)", list(claim_names))]
+    for label, names in groups:
+        constrained, fronts = tasks(records, "constrained", names), tasks(records, "front", names)
+        for setting in dict.fromkeys(runs.setting):
+            ln = runs[(runs.setting == setting) & (runs.strategy == "layernas") & (runs.kind == "constrained") & runs.name.isin(names)]
+            row = {"space": label, "setting": setting}
+            if len(names) == 1:  # means over spaces of different sizes say nothing
+                row.update({"N": f"{ln.evaluations.mean():.0f}", "F": f"{ln.feasible_evaluations.mean():.0f}",
+                            "LayerNAS pick (%)": f"{100 * ln.test_accuracy.mean():.2f}"})
+            row.update({f"− {b}": interval_text(e) for b, e in differences(records, setting, constrained, baselines).items()})
+            if fronts:
+                row.update({f"front area − {b}": interval_text(e)
+                            for b, e in differences(records, setting, fronts, [method_label(s) for s in BASELINES], "front_area").items()})
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["space", "setting"]).fillna("")
+
+
+def count_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per real space: LayerNAS's N (range over every setting, limit and seed), its bounds, and the size of the space."""
+    layernas = runs[runs.strategy == "layernas"]
+    rows = []
+    for key, group in layernas.groupby("space", sort=False):
+        space = build_space(key)
+        rows.append({"space": space.name, "L": len(space.layers), "|S|": "x".join(str(len(layer.options)) for layer in space.layers),
+                     "architectures": space.size, "N min": int(group.evaluations.min()), "N max": int(group.evaluations.max()),
+                     "bound": evaluation_bound(space), "kH|S|L": coarse_bound(space)})
+    return pd.DataFrame(rows).set_index("space")
+
+
+def synthetic_count_table(counts: pd.DataFrame) -> pd.DataFrame:
+    """Per depth L of the additive spaces: |S|^L, the bounds, LayerNAS's mean N per setting, and the share of runs
+    (every setting and seed) that found the exact optimum."""
+    by_depth = counts.groupby("layers")
+    table = pd.DataFrame({"architectures": by_depth.space_size.first(), "bound": by_depth.bound.first(), "kH|S|L": by_depth["kH|S|L"].first()})
+    n = counts.pivot_table(index="layers", columns="setting", values="evaluations", aggfunc="mean")
+    n = n[[c for c in (setting_label(*s) for s in SETTINGS) if c in n]]
+    return table.join(n.rename(columns=lambda c: f"N ({c})").round(1)).assign(**{"optimum found": by_depth.optimum_found.mean()})
+
+
+def cnn_training(space: str) -> dict:
+    """How many of the CNN space's architectures are trained (cached) and what their proxy training cost."""
+    trained = trained_architectures(space.split("-", 1)[1])
+    seconds = np.array([t["seconds"] for t in trained])
+    return {"trained": len(trained), "architectures": build_space(space).size, "mean_seconds": float(seconds.mean()) if len(seconds) else float("nan"),
+            "total_minutes": float(seconds.sum() / 60)}
+
+
+def kept_table(runs: pd.DataFrame, name: str, seed: int = 0) -> pd.DataFrame:
+    """Models LayerNAS keeps after each layer (against k·H) and its N / F, per setting and limit, on space ``name``."""
+    ln = runs[(runs.strategy == "layernas") & (runs.name == name) & (runs.seed == seed) & (runs.kind == "constrained")]
+    return pd.DataFrame([{"setting": r.setting, "limit": f"q{int(round(100 * r.quantile))}", "kept per layer": str(list(r.kept_per_layer)),
+                          "N": int(r.evaluations), "F": int(r.feasible_evaluations)} for r in ln.itertuples()]).set_index(["setting", "limit"])
+
+
+# --------------------------------------------------------------------------------------------------- figure frames
+def trace_frame(runs: pd.DataFrame, setting: str, quantiles: dict[str, float]) -> pd.DataFrame:
+    """Best test accuracy (%) so far after each evaluation at one cost limit per space (``quantiles``: space key ->
+    quantile): every LayerNAS setting, and the baselines at the N of ``setting``; NaN before a run's first feasible
+    evaluation. ``name`` is the task (e.g. ``"NB-201 @ q50"``)."""
+    at = runs[(runs.kind == "constrained") & np.isclose(runs["quantile"], runs.space.map(quantiles))]
+    chosen = at[(at.strategy == "layernas") | ((at.setting == setting) & (at.budget == "N"))]
+    parts = [pd.DataFrame({"name": experiment_name(r.name, r.quantile), "method": r.method if r.strategy != "layernas" else f"LayerNAS ({r.setting})",
+                           "seed": r.seed, "evaluation": np.arange(1, len(r.trace) + 1), "accuracy": 100 * np.asarray(r.trace, dtype=float)})
+             for r in chosen.itertuples()]
+    return pd.concat(parts, ignore_index=True)
+
+
+def front_frames(runs: pd.DataFrame, setting: str, exhaustive_fronts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The front figure's lines and picks for LayerNAS's ``setting`` and the baselines at its N.
+
+    Returns:
+        ``fronts`` (name, method, cost_level, accuracy %: the mean front over seeds; method "exhaustive" too) and
+        ``picks`` (name, method, cost, accuracy %, cost_limit: every constrained pick).
+    """
+    mine = runs[(runs.setting == setting) & (runs.budget != "F")]
+    lines = []
+    for r in mine[mine.kind == "front"].itertuples():
+        levels = exhaustive_fronts[exhaustive_fronts.name == r.name].sort_values("level").cost_level.to_numpy()
+        lines += [{"name": r.name, "method": r.method, "seed": r.seed, "cost_level": c, "accuracy": 100 * a} for c, a in zip(levels, r.front)]
+    fronts = pd.DataFrame(lines).groupby(["name", "method", "cost_level"], sort=False).accuracy.mean().reset_index()
+    exhaustive_lines = exhaustive_fronts.assign(method="exhaustive", accuracy=100 * exhaustive_fronts.test_accuracy)[["name", "method", "cost_level", "accuracy"]]
+    picks = mine[mine.kind == "constrained"].assign(accuracy=lambda f: 100 * f.test_accuracy)[["name", "method", "cost", "accuracy", "cost_limit"]]
+    return pd.concat([exhaustive_lines, fronts], ignore_index=True), picks

@@ -1,7 +1,7 @@
 """Architecture search: spaces as data, cost models, LayerNAS and the baselines behind one ``search`` entry point.
 
     from kdlib.nas import search, nb201_space
-    result = search(nb201_space(), "layernas", budget=500, cost_limit=3e5, seed=0)
+    result = search(nb201_space(), "layernas", budget=500, cost_limit=3e5, seed=0, base="cheapest", bucketing="equal-count")
 """
 
 from kdlib.nas import baselines, layernas  # noqa: F401  (registers the strategies)

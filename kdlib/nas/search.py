@@ -43,22 +43,37 @@ class Evaluator:
         return len(self.archs)
 
     def __call__(self, arch: Sequence[int]) -> Evaluation:
-        arch = self.space.check(arch)
-        if not self.space.is_valid(arch):
-            raise ValueError(f"{self.space.name}: architecture {arch} is not valid in this space")
-        self.calls += 1
+        return self.many([arch])[0]
+
+    def many(self, archs: Sequence[Sequence[int]]) -> list[Evaluation]:
+        """Evaluate a batch: the distinct new architectures in one call of the space's ``evaluate_many`` (one by one
+        without it), known ones from memory. New ones beyond the budget are not evaluated: the others are recorded,
+        then :class:`StopSearch` is raised."""
+        archs = [self.space.check(arch) for arch in archs]
+        for arch in archs:
+            if not self.space.is_valid(arch):
+                raise ValueError(f"{self.space.name}: architecture {arch} is not valid in this space")
+        self.calls += len(archs)
         if self.calls > self.max_calls:
             raise StopSearch(f"{self.max_calls} calls: the strategy keeps re-reading known architectures")
-        identity = self.space.identity(arch)
-        if identity in self.known:
-            return self.known[identity]
-        if self.n_evaluations >= self.budget:
+        fresh: dict = {}  # the first of each new identity, in order
+        for arch in archs:
+            identity = self.space.identity(arch)
+            if identity not in self.known and identity not in fresh:
+                fresh[identity] = arch
+        new = list(fresh.values())
+        chosen = new[: max(0, self.budget - self.n_evaluations)]
+        if chosen:
+            results = self.space.evaluate_many(chosen) if self.space.evaluate_many is not None else [self.space.evaluate(a) for a in chosen]
+            if len(results) != len(chosen):
+                raise ValueError(f"{self.space.name}: evaluate_many returned {len(results)} evaluations for {len(chosen)} architectures")
+            for arch, result in zip(chosen, results):
+                self.known[self.space.identity(arch)] = result
+                self.archs.append(arch)
+                self.evaluations.append(result)
+        if len(chosen) < len(new):
             raise StopSearch("budget spent")
-        result = self.space.evaluate(arch)
-        self.known[identity] = result
-        self.archs.append(arch)
-        self.evaluations.append(result)
-        return result
+        return [self.known[self.space.identity(arch)] for arch in archs]
 
 
 Strategy = Callable[..., dict]
@@ -134,7 +149,7 @@ def search(
         budget: maximum number of distinct architectures evaluated (> 0).
         cost_limit: the cost constraint; ``None`` means unconstrained (the most expensive architecture).
         seed: seeds the strategy's generator (sampling, mutation, tie-breaks).
-        params: the strategy's own settings (e.g. ``H=8, k=2`` for LayerNAS).
+        params: the strategy's own settings (LayerNAS requires ``base=`` and ``bucketing=``; ``H``, ``k`` have defaults).
 
     Returns:
         The run's pick and history.

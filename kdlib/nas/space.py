@@ -55,6 +55,8 @@ class SearchSpace:
         key: maps an architecture to its identity; architectures with the same key (isomorphic duplicates of a
             benchmark) are evaluated once. Default: the architecture itself.
         description: one line for the notebook.
+        evaluate_many: optional ``evaluate_many(archs) -> [Evaluation, ...]``: several architectures in one go (e.g. a
+            generation of candidates trained as one stacked run); the evaluator uses it for a strategy's batches.
     """
 
     name: str
@@ -64,6 +66,7 @@ class SearchSpace:
     cost_name: str = "cost"
     key: Callable[[Arch], Hashable] | None = None
     description: str = ""
+    evaluate_many: Callable[[Sequence[Arch]], list[Evaluation]] | None = None
     _valid: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -96,12 +99,13 @@ class SearchSpace:
 
     def check(self, arch: Sequence[int]) -> Arch:
         """``arch`` as a tuple of ints; raises ``ValueError`` for a wrong length or an option out of range."""
-        arch = tuple(int(a) for a in arch)
-        if len(arch) != len(self.layers):
+        arch = tuple(map(int, arch))
+        shape = self.costs.shape
+        if len(arch) != len(shape):
             raise ValueError(f"{self.name}: an architecture has {len(self.layers)} layers, got {len(arch)}: {arch}")
-        for layer, a in zip(self.layers, arch):
-            if not 0 <= a < len(layer.options):
-                raise ValueError(f"{self.name}: layer {layer.name!r} has options 0..{len(layer.options) - 1}, got {a}")
+        if not all(0 <= a < n for a, n in zip(arch, shape)):  # the hot path of every search: one pass, no lookups
+            layer, a = next((layer, a) for layer, a in zip(self.layers, arch) if not 0 <= a < len(layer.options))
+            raise ValueError(f"{self.name}: layer {layer.name!r} has options 0..{len(layer.options) - 1}, got {a}")
         return arch
 
     def identity(self, arch: Arch) -> Hashable:
@@ -162,11 +166,11 @@ class SearchSpace:
             arch.append(int(np.argmax(mean) if policy == "largest" else np.argmin(mean)))
         if self._valid[tuple(arch)]:
             return tuple(arch)
-        candidates = self.all_archs()
-        agree = np.array([sum(a == b for a, b in zip(c, arch)) for c in candidates])
-        costs = np.array([self.costs[c] for c in candidates])
-        order = np.lexsort((-costs if policy == "largest" else costs, -agree))
-        return candidates[int(order[0])]
+        grid = np.indices(self.shape)
+        agree = sum(grid[axis] == option for axis, option in enumerate(arch))  # layers each architecture shares with it
+        best = np.flatnonzero((self._valid & (agree == agree[self._valid].max())).ravel())  # in index order
+        costs = self.costs.ravel()[best]
+        return self.unravel(best[int(np.argmax(costs) if policy == "largest" else np.argmin(costs))])  # ties: the first
 
     def describe(self, arch: Sequence[int]) -> str:
         """``layer=option`` pairs, e.g. ``"e1=nor_conv_3x3 e2=skip ..."``."""
