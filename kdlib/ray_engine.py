@@ -15,6 +15,7 @@ node, or a ``runtime_env``; see the README's "Running on a cluster").
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
@@ -34,6 +35,21 @@ def _ray():
     except ImportError as error:  # pragma: no cover - depends on the installation
         raise ImportError("the Ray engine needs ray: pip install -e '.[ray]'") from error
     return ray
+
+
+def _ship_by_value(fn: Callable[..., Any], ray) -> None:
+    """Send ``fn``'s module with the task unless it is kdlib's own (which every worker imports): a cell function
+    defined in a script, a test file or a notebook is not importable on a worker."""
+    module = sys.modules.get(fn.__module__)
+    if module is not None and not fn.__module__.startswith("kdlib") and fn.__module__ != "__main__":
+        ray.cloudpickle.register_pickle_by_value(module)
+
+
+def _reason(error: Exception) -> str:
+    """The one-line reason of a failed task: the cell's own exception when Ray wraps one."""
+    cause = getattr(error, "cause", None) or error
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}"
 
 
 def _run_cell(fn: Callable[..., Any], args: dict, threads: int) -> Any:
@@ -65,6 +81,7 @@ class RayEngine:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         task = ray.remote(num_cpus=self.cpus_per_cell, num_gpus=gpus, max_retries=self.retries, retry_exceptions=True)(_run_cell)
         threads = max(1, int(self.cpus_per_cell))
+        _ship_by_value(fn, ray)
         pending = {task.remote(fn, dict(cell.args), threads): position for position, cell in enumerate(cells)}
         failures = []
         with tqdm(total=len(cells), desc=f"{desc} [ray]", leave=False, disable=not progress) as bar:
@@ -77,5 +94,5 @@ class RayEngine:
                     failures.append((cells[position], error))
                 bar.update()
         if failures:
-            lines = [f"{cell.label}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}" for cell, error in failures]
+            lines = [f"{cell.label}: {_reason(error)}" for cell, error in failures]
             raise CellFailed(f"{len(failures)} cell(s) failed after {self.retries} retries (every other cell is cached):\n" + "\n".join(lines))
