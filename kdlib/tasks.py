@@ -109,20 +109,20 @@ class TransferTask:
 
 
 def vision_transfer_task(teacher: Teacher, n_train: int, methods: Mapping[str, Mapping[str, Any]], config: TrainConfig,
-                         subset_seed: int = 1, n_val: int | None = None) -> TransferTask:
-    """Stacked small-CNN students on ``n_train`` images of the teacher's training subset (drawn with ``subset_seed``),
-    early-stopped on the first ``n_val`` images of the teacher's validation split (all of it by default)."""
+                         subset_seed: int = 1, n_val: int | None = None, student: Mapping[str, Any] = STUDENT_CNN) -> TransferTask:
+    """Stacked small-CNN students (``student``: widths and embedding size) on ``n_train`` images of the teacher's training
+    subset (drawn with ``subset_seed``), validated on the first ``n_val`` images of the teacher's validation split."""
     dataset = teacher.recipe.dataset
     train, test = load(dataset, "train"), load(dataset, "test")
     idx = np.sort(_sample(teacher.train_idx, n_train, subset_seed))
     x_train = image_inputs(dataset, train.x[idx])
-    cnn = CNNConfig(in_channels=x_train.shape[1], num_classes=len(teacher.classes), **STUDENT_CNN)
+    cnn = CNNConfig(in_channels=x_train.shape[1], num_classes=len(teacher.classes), **student)
     return TransferTask(
         name=f"{dataset} n={n_train}", x_train=x_train, y_train=torch.tensor(train.y[idx]), teacher_train=teacher_logits(teacher, x_train),
         x_val=image_inputs(dataset, train.x[teacher.val_idx[:n_val]]), y_val=torch.tensor(train.y[teacher.val_idx[:n_val]]),
         x_test=image_inputs(dataset, test.x), y_test=torch.tensor(test.y),
         make_student=lambda seed: StackedCNN(cnn, 1, seed), make_stack=lambda count, seed: StackedCNN(cnn, count, seed),
-        student_description={"kind": "SmallCNN", **STUDENT_CNN}, methods=methods, config=config,
+        student_description={"kind": "SmallCNN", **student}, methods=methods, config=config,
     )
 
 
