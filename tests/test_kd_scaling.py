@@ -1,10 +1,13 @@
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
+from kdlib.claims import kd_scaling as claims
 from kdlib.experiments import kd_scaling
-from kdlib.models.vision import mixup_cutmix
+from kdlib.models.vision import FlipCrop, MixupCutmix, mixup_cutmix
+from kdlib.results import Estimate, to_frame
 from kdlib.teachers import Teacher
 
 
@@ -20,64 +23,162 @@ def test_mixup_cutmix_mixes_targets_by_pixel_share():
         mixup_cutmix(x, torch.tensor([0, 1]), torch.Generator().manual_seed(0))
 
 
-def test_training_subset_is_a_stratified_fraction_of_the_teachers_training_set():
+def _teacher(n_train: int = 800) -> Teacher:
+    return Teacher("t", "k", nn.Identity(), None, tuple("abcdefghij"), np.arange(n_train), np.arange(n_train, 1000), 0.0, 0.0, 0.0)
+
+
+def test_fractions_are_nested_class_balanced_prefixes_of_the_replicates_pool():
     labels = np.arange(1000) % 10
-    teacher = Teacher("t", "k", nn.Identity(), None, tuple("abcdefghij"), np.arange(800), np.arange(800, 1000), 0.0, 0.0, 0.0)
-    subset = kd_scaling.training_subset(teacher, labels, 0.1, seed=0)
-    assert len(subset) == 80 and set(subset) <= set(range(800))
-    assert np.bincount(labels[subset], minlength=10).tolist() == [8] * 10
-    assert len(kd_scaling.training_subset(teacher, labels, 1.0, seed=0)) == 800
-    assert not np.array_equal(subset, kd_scaling.training_subset(teacher, labels, 0.1, seed=1))
+    teacher = _teacher()
+    small, middle, full = (kd_scaling.nested_subset(teacher, labels, 500, f, seed=3) for f in (0.1, 0.3, 1.0))
+    assert (len(small), len(middle), len(full)) == (50, 150, 500)
+    assert np.array_equal(middle[:50], small) and np.array_equal(full[:150], middle)  # more data contains less
+    assert set(full) <= set(range(800)) and len(set(full)) == 500
+    for subset in (small, middle, full):
+        assert np.bincount(labels[subset], minlength=10).tolist() == [len(subset) // 10] * 10
+    assert not np.array_equal(full, kd_scaling.nested_subset(teacher, labels, 500, 1.0, seed=4))  # a replicate redraws the pool
+    with pytest.raises(ValueError, match="exceeds"):
+        kd_scaling.nested_subset(teacher, labels, 900, 1.0, seed=0)
     with pytest.raises(ValueError, match="fraction"):
-        kd_scaling.training_subset(teacher, labels, 0.0, seed=0)
+        kd_scaling.nested_subset(teacher, labels, 500, 0.0, seed=0)
 
 
-def test_bad_run_settings_raise():
-    with pytest.raises(ValueError, match="increasing"):
-        kd_scaling.ScalingRun(evals=(200, 100))
-    with pytest.raises(ValueError, match="unknown recipe"):
-        kd_scaling.run_scaling("fashion_mnist", 0.1, "randaugment", 0, kd_scaling.ScalingRun(evals=(10,)), "quick")
-    assert kd_scaling.experiment_name("cifar10", 0.3, "standard", 4000) == "cifar10 30% standard 4000 steps"
+def _settings(**changes):
+    base = dict(datasets=("fashion_mnist",), pool=1000, fractions=(0.1, 0.3, 1.0), recipes=("none", "strong"), epochs=(40, 20, 16),
+                replicates=2, schedule_epochs=(4, 8), teachers="quick")
+    return kd_scaling.ScalingSettings(**{**base, **changes})
 
 
-def test_gap_to_vanilla_kd_pairs_within_point_seed_and_step():
-    import pandas as pd
-
-    rows = []
-    for seed, (ce, kd, dist) in enumerate([(0.5, 0.6, 0.7), (0.4, 0.5, 0.45)]):
-        for step, shift in [(10, 0.0), (20, 0.1)]:
-            rows += [{"dataset": "d", "fraction": 0.1, "recipe": "none", "seed": seed, "step": step, "method": m, "test_accuracy": a + shift}
-                     for m, a in [("CE only", ce), ("vanilla KD", kd), ("DIST", dist)]]
-    gaps = kd_scaling.gap_to_vanilla_kd(pd.DataFrame(rows))
-    assert set(gaps.method) == {"CE only", "DIST"}
-    dist = gaps[gaps.method == "DIST"].sort_values(["seed", "step"]).gap.to_numpy()
-    np.testing.assert_allclose(dist, [0.1, 0.1, -0.05, -0.05])
-    with pytest.raises(ValueError, match="vanilla KD"):
-        kd_scaling.gap_to_vanilla_kd(pd.DataFrame(rows).query("method != 'vanilla KD'"))
-
-
-def test_protocols_are_valid_and_checked():
-    full = kd_scaling.protocol("full")
-    assert kd_scaling.SMALL_WEAK in full.points and full.seeds >= 3
-    assert {recipe for _, recipe in full.points} == set(kd_scaling.RECIPES)
-    assert kd_scaling.protocol("quick", seeds=1).seeds == 1
+def test_settings_count_epochs_per_fraction_and_check_their_numbers():
+    chosen = _settings()
+    assert [chosen.steps(f) for f in chosen.fractions] == [2 * 40, 5 * 20, 16 * 16]  # batches of 64: 100, 300, 1000 images
+    full = kd_scaling.settings("full", 5)
+    assert [full.steps(f) for f in full.fractions] == [300, 1024]  # 50 images for 300 epochs, 500 for 128
+    assert full.pilot_regime()["epochs"] == (40, 16) and chosen.pilot_regime() == {"pool": 1000, "epochs": (40, 16), "schedule": 8}
+    assert kd_scaling.settings("quick", 7).replicates == 2 and kd_scaling.settings("full", 7).replicates == 7
+    with pytest.raises(ValueError, match="more data must mean more steps"):
+        _settings(epochs=(40, 10, 2))
+    with pytest.raises(ValueError, match="increase to 1"):
+        _settings(fractions=(0.1, 0.5), epochs=(4, 2))
+    with pytest.raises(ValueError, match="one positive epoch count per fraction"):
+        _settings(epochs=(40, 20))
+    with pytest.raises(ValueError, match="shorter than"):
+        _settings(schedule_epochs=(16,))
+    with pytest.raises(ValueError, match="recipes from"):
+        _settings(recipes=("none", "autoaugment"))
+    with pytest.raises(ValueError, match="not on the data axis"):
+        chosen.epochs_at(0.5)
     with pytest.raises(ValueError, match="profile"):
-        kd_scaling.protocol("fast")
-    with pytest.raises(ValueError, match="known recipes"):
-        kd_scaling.ScalingProtocol(("cifar10",), ((0.1, "autoaugment"),), kd_scaling.ScalingRun(evals=(10,)), seeds=1)
-    with pytest.raises(ValueError, match="seeds"):
-        kd_scaling.ScalingProtocol(("cifar10",), ((0.1, "none"),), kd_scaling.ScalingRun(evals=(10,)), seeds=0)
+        kd_scaling.settings("fast", 3)
 
 
-def test_gap_shrinkage_pairs_seeds_and_pools_pairs():
-    import pandas as pd
+def test_curve_steps_and_transforms():
+    assert kd_scaling.curve_steps(80) == [20, 40, 60, 80]
+    assert kd_scaling.curve_steps(3) == [1, 2, 3]  # shares that round to the same step collapse
+    with pytest.raises(ValueError, match="planned"):
+        kd_scaling.curve_steps(0)
+    assert kd_scaling.transforms_for("none", 1, 10) == []
+    assert [type(t) for t in kd_scaling.transforms_for("flip-crop", 1, 10)] == [FlipCrop]
+    assert [type(t) for t in kd_scaling.transforms_for("strong", 3, 10)] == [FlipCrop, MixupCutmix]
+    with pytest.raises(ValueError, match="unknown recipe"):
+        kd_scaling.transforms_for("randaugment", 1, 10)
+    with pytest.raises(ValueError, match="methods must be one of"):
+        kd_scaling.train_cell("fashion_mnist", 100, 1.0, "none", 1, "everything", "quick", None, 0)
 
-    rows = []
-    for dataset, offset in [("a", 0.0), ("b", 0.01)]:
-        for seed, noise in enumerate([0.0, 0.002, -0.002]):
-            rows += [{"dataset": dataset, "fraction": 0.1, "recipe": "none", "step": 100, "seed": seed, "method": "DIST", "gap": 0.03 + offset + noise},
-                     {"dataset": dataset, "fraction": 1.0, "recipe": "none", "step": 100, "seed": seed, "method": "DIST", "gap": 0.01 + offset + noise}]
-    change = kd_scaling.gap_shrinkage(pd.DataFrame(rows), "DIST", [((0.1, "none", 100), (1.0, "none", 100))])
-    assert change.n == 6 and change.mean_diff == pytest.approx(0.02) and change.a_beats_b  # the shared noise cancels in the pairs
-    with pytest.raises(ValueError, match="no gap"):
-        kd_scaling.gap_shrinkage(pd.DataFrame(rows), "DKD", [((0.1, "none", 100), (1.0, "none", 100))])
+
+def test_grid_cells_and_pilot_cells():
+    chosen = _settings(recipes=("none", "flip-crop", "strong"))
+    grid = kd_scaling.cells(chosen, range(2))
+    assert len(grid) == 3 * 3 * 2 and {c["methods"] for c in grid} == {"all"}
+    assert {(c["fraction"], c["epochs"]) for c in grid} == {(0.1, 40), (0.3, 20), (1.0, 16)}
+    schedule = kd_scaling.schedule_cells(chosen, [0])
+    assert {(c["recipe"], c["epochs"], c["fraction"], c["methods"]) for c in schedule} == {
+        (r, e, 1.0, "CE only") for r in ("none", "strong") for e in (4, 8)}
+    pilot = kd_scaling.pilot_cells(chosen)
+    assert {c["seed"] for c in pilot} == set(kd_scaling.PILOT_SEEDS)
+    assert {(c["fraction"], c["recipe"], c["epochs"]) for c in pilot if c["methods"] == "all"} == {
+        (f, r, e) for f, e in ((0.1, 40), (1.0, 16)) for r in ("none", "strong")}
+    assert {c["epochs"] for c in pilot if c["methods"] == "CE only"} == {8}
+    cheaper = kd_scaling.pilot_cells(_settings(pilot={"pool": 600, "epochs": (5, 2), "schedule": 1}))
+    assert {(c["pool"], c["fraction"], c["epochs"]) for c in cheaper} == {(600, 0.1, 5), (600, 1.0, 2), (600, 1.0, 1)}
+
+
+def _frame(test_accuracy: dict, schedule: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A grid frame from {(fraction, recipe, seed, method): accuracy} (epochs 16 at 100 %, else 40)."""
+    rows = [{"dataset": "fashion_mnist", "fraction": f, "recipe": r, "seed": s, "method": m, "set": "test", "accuracy": a,
+             "epochs": 16 if f == 1.0 else 40, "methods": "all", "step": 10, "seconds": 1.0} for (f, r, s, m), a in test_accuracy.items()]
+    sched = [{"dataset": "fashion_mnist", "fraction": 1.0, "recipe": r, "seed": s, "method": "CE only", "set": "test", "accuracy": a,
+              "epochs": e, "methods": "CE only", "step": 5, "seconds": 0.5} for (r, e, s), a in (schedule or {}).items()]
+    return pd.DataFrame(rows), pd.DataFrame(sched)
+
+
+def test_gaps_and_records_pair_within_point_and_replicate():
+    accuracy = {}
+    for seed, (kd, dist, ce) in enumerate([(0.80, 0.82, 0.75), (0.70, 0.69, 0.71)]):
+        accuracy.update({(0.1, "none", seed, "vanilla KD"): kd, (0.1, "none", seed, "DIST"): dist, (0.1, "none", seed, "CE only"): ce})
+    frame, _ = _frame(accuracy)
+    gaps = kd_scaling.gaps(frame)
+    dist = gaps[gaps.method == "DIST"].sort_values("seed")
+    np.testing.assert_allclose(dist.gap, [2.0, -1.0])
+    assert set(dist.point) == {"fashion_mnist 10% none"}
+    with pytest.raises(ValueError, match="vanilla KD"):
+        kd_scaling.gaps(frame[frame.method != "vanilla KD"])
+
+
+def _claims_grid() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """DIST's gap is 3 pp at 10 % and 1 pp at 100 % plus a per-seed offset; CE only gains 0.5 pp from the strong recipe."""
+    accuracy, schedule = {}, {}
+    for seed, noise in enumerate([0.0, 0.004, -0.004]):
+        for fraction, gap in ((0.1, 0.03), (1.0, 0.01)):
+            for recipe, shift in (("none", 0.0), ("strong", 0.005)):
+                kd = 0.7 + fraction / 10 + noise
+                accuracy.update({(fraction, recipe, seed, "vanilla KD"): kd, (fraction, recipe, seed, "DIST"): kd + gap + noise,
+                                 (fraction, recipe, seed, "DKD"): kd, (fraction, recipe, seed, "CE only"): 0.7 + shift + noise})
+        for recipe in ("none", "strong"):
+            schedule[(recipe, 4, seed)] = 0.6
+            schedule[(recipe, 8, seed)] = 0.7 + (0.005 if recipe == "strong" else 0.0) + noise - 0.002
+    return _frame(accuracy, schedule)
+
+
+def test_evidence_by_hand():
+    frame, schedule = _claims_grid()
+    records = to_frame(kd_scaling.to_records(frame, schedule))
+    assert set(records.experiment) >= {"schedule: fashion_mnist 100% none", "fashion_mnist 100% strong"}
+    evidence = claims.evidence(records, (0.1, 1.0), ("none", "strong"), half=8, longest=16)
+    corner = evidence["dist-beats-kd-small-weak"]["fashion_mnist 10% none"]
+    assert corner.mean == pytest.approx(3.0) and corner.n == 3 and corner.spread == pytest.approx(0.4)
+    shrink = evidence["dist-gap-shrinks-with-data"]
+    assert set(shrink) == {"fashion_mnist none", "fashion_mnist strong"}
+    assert all(e.mean == pytest.approx(2.0) and e.spread == pytest.approx(0.0, abs=1e-9) for e in shrink.values())  # the noise cancels
+    assert all(e.mean == pytest.approx(0.0, abs=1e-9) for e in evidence["dkd-gap-shrinks-with-recipe"].values())
+    assert evidence["strong-recipe-does-not-hurt-ce"]["fashion_mnist 100%"].mean == pytest.approx(0.5)
+    # the half schedule (8 epochs) against the grid's own CE-only students (16 epochs): 0.2 pp short
+    assert evidence["ce-plateau-none"]["schedule: fashion_mnist 100% none"].mean == pytest.approx(-0.2)
+    assert set(evidence) == {c.id for c in claims.DECLARATIONS.claims if c.graded and c.test != "deterministic"}
+
+
+def test_pooled_spread_and_plans_follow_the_power_rule():
+    estimates = {"a": Estimate.paired([1.0, 2.0, 3.0]), "b": Estimate.paired([0.0, 0.0, 3.0])}
+    spread, n = claims.pooled_spread(estimates)
+    assert spread == pytest.approx(round(np.sqrt((1.0 + 3.0) / 2), 2)) and n == 5
+    for claim_id, (sd, n_pilot) in claims.PILOT.items():
+        declared = claims.DECLARATIONS[claim_id]
+        assert declared.plan == claims.plan(claim_id, sd, n_pilot) and declared.replicates <= claims.CAP
+    assert claims.DECLARATIONS["dkd-beats-kd-small-weak"].resolved_sesoi == pytest.approx(0.38)
+    assert claims.DECLARATIONS["dist-gap-shrinks-with-data"].resolved_sesoi == pytest.approx(0.5)
+    assert claims.DECLARATIONS["dkd-gap-shrinks-with-data"].resolved_sesoi == pytest.approx(0.375)
+    assert claims.DECLARATIONS["gap-vanishes-at-imagenet-scale"].out_of_scope
+
+
+def test_step_costs_table():
+    frame, schedule = _claims_grid()
+    costs = kd_scaling.step_costs(pd.concat([frame, schedule]))
+    assert costs.loc[("all", "none"), "ms_per_step"] == pytest.approx(100.0)
+    assert costs.loc[("CE only", "strong"), "cells"] == 6
+
+
+def test_late_gain_is_the_last_quarter_of_each_curve():
+    rows = [{"dataset": "d", "fraction": 0.1, "recipe": "none", "method": "DIST", "seed": s, "set": "val", "step": step, "accuracy": a}
+            for s, curve in enumerate([(0.5, 0.70, 0.71), (0.4, 0.60, 0.63)]) for step, a in zip((10, 20, 30), curve)]
+    gain = kd_scaling.late_gain(pd.DataFrame(rows)).loc[("d", 0.1, "none", "DIST")]
+    assert gain["mean"] == pytest.approx(2.0) and gain["max"] == pytest.approx(3.0)

@@ -1,33 +1,40 @@
-"""Notebook 05 (vanilla KD at scale): one teacher / student pair, distilled by several objectives while the training
-data, the augmentation recipe and the training length vary.
+"""Notebook 05 (vanilla KD at scale, Hao et al. 2023): one teacher / student pair distilled by several objectives
+while the training data and the augmentation recipe grow.
 
-Per (dataset, fraction, recipe, seed) every method's student trains in one stacked CNN on the same augmented (and
-mixed) batches, which the teacher also sees ("consistent teaching", as in the VanillaKD repository). The learning
-rate is constant, so the test accuracy recorded after s steps is exactly that of a run of length s.
+The data axis scales data: a replicate draws a stratified pool of training images from the teacher's training
+split, and the fractions are nested, class-balanced prefixes of it (10 % of the pool is inside 30 %, which is inside
+100 %). Training length is counted in **epochs per fraction**, so more data means more steps, and every run decays
+its learning rate to zero on a cosine schedule: the students end on a plateau (their validation curves, recorded at
+fixed shares of the schedule, show it flattening), not at an arbitrary step of a constant-rate run.
+
+One grid cell is one (dataset, fraction, recipe, replicate): every method's student trains in one stacked CNN on
+the same augmented (and mixed) batches, from the same initial weights. The teacher labels the student's augmented
+batch on the fly ("consistent teaching", as the VanillaKD repository does); without augmentation its logits are
+computed once. The CE-only schedule cells (one student each) measure the plateau and the recipe check at 100 % data.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from kdlib.cache import Cache
-from kdlib.data import load, semi_supervised_split
+from kdlib.data import load
+from kdlib.data.splits import stratified_order
 from kdlib.distill import get_objective
-from kdlib.models import STUDENT_CNN, CNNConfig
+from kdlib.models import CNNConfig
 from kdlib.models.stacked import StackedCNN
 from kdlib.models.vision import FlipCrop, MixupCutmix
 from kdlib.profiles import pick
-from kdlib.results import PairedComparison, Record, paired_comparison
+from kdlib.results import Record
 from kdlib.teachers import Teacher, image_inputs, teacher_logits, vision_teacher
-from kdlib.train import TrainConfig, TrainSet, fit, set_seed
+from kdlib.train import TrainConfig, TrainSet, accuracy, fit
 
-SCALING_VERSION = 3
+PROTOCOL_VERSION = 4  # bump when a choice the cells' arguments do not name changes
 
 
 @dataclass(frozen=True)
@@ -37,170 +44,312 @@ class Recipe:
     name: str
     flip_crop: bool
     mix: bool
+    description: str
 
 
 RECIPES = {
-    "none": Recipe("none", flip_crop=False, mix=False),
-    "standard": Recipe("standard", flip_crop=True, mix=False),
-    "strong": Recipe("strong", flip_crop=True, mix=True),
+    "none": Recipe("none", flip_crop=False, mix=False, description="the raw images"),
+    "flip-crop": Recipe("flip-crop", flip_crop=True, mix=False, description="random horizontal flip and padded random crop"),
+    "strong": Recipe("strong", flip_crop=True, mix=True, description="flip-crop, then Mixup (alpha 0.2) or CutMix (alpha 1), 50/50 per batch"),
 }
 
-# name -> (registered objective, parameters): the VanillaKD repository's defaults, fixed in advance
+# name -> objective spec: the VanillaKD repository's defaults, fixed in advance
 METHODS = {
-    "CE only": ("ce", {}),
-    "vanilla KD": ("kd_sum", {}),
-    "DKD": ("dkd", {}),
-    "DIST": ("dist", {}),
+    "CE only": {"name": "ce"},
+    "vanilla KD": {"name": "kd_sum"},  # CE + T^2 KL at T = 1, both weights 1
+    "DKD": {"name": "dkd"},  # alpha 1, beta 2, T 1
+    "DIST": {"name": "dist"},  # beta = gamma = tau = 1
 }
+METHOD_SETS = {"all": tuple(METHODS), "CE only": ("CE only",)}
+VARIANTS = ("DIST", "DKD")  # compared with vanilla KD
+REFERENCE = "vanilla KD"
+
+# The student of notebook 00: a 3-block CNN (16/32/64 channels, 64-d embedding; 4x fewer parameters than its teacher).
+# The previous regime's 2-block (8/16) student gained 3.5-6.4 pp between 1,000 and 2,000 steps and lost 6-8 pp to the
+# strong recipe: too small to use augmentation.
+STUDENT = {"widths": (16, 32, 64), "embed_dim": 64}
+OPTIMISER = {"batch_size": 64, "lr": 3e-3, "weight_decay": 1e-4}  # AdamW, cosine to zero (notebook 00's student recipe)
+CURVE_SHARES = (0.25, 0.5, 0.75, 1.0)  # where in the schedule the validation curve is measured
+VALIDATION = 500  # images of the teacher's validation split for the curves (never trained on; evaluations cost 4 students each)
+CROP_PADDING = {1: 2, 3: 4}  # pixels of padding for the random crop, by input channels (28x28 grey, 32x32 colour)
 
 
 @dataclass(frozen=True)
-class ScalingRun:
-    """The student architecture and its optimisation: AdamW at a constant rate, test accuracy after each of ``evals`` steps."""
+class ScalingSettings:
+    """One profile's grid.
 
-    evals: tuple[int, ...]
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 5e-4
-    widths: tuple[int, ...] = STUDENT_CNN["widths"]
-    embed_dim: int = STUDENT_CNN["embed_dim"]
-
-    def __post_init__(self) -> None:
-        if not self.evals or min(self.evals) < 1 or list(self.evals) != sorted(set(self.evals)):
-            raise ValueError(f"evals must be increasing positive step counts, got {self.evals}")
-
-
-@dataclass(frozen=True)
-class ScalingProtocol:
-    """The grid of one profile: every (training fraction, recipe) point of every dataset, each seed, one run."""
+    Attributes:
+        datasets: image datasets with a shared teacher (:func:`kdlib.teachers.vision_teacher`).
+        pool: training images at 100 % (a stratified draw from the teacher's training split, per replicate).
+        fractions: the data axis, shares of the pool (nested).
+        recipes: the recipe axis (keys of :data:`RECIPES`).
+        epochs: epochs of each fraction, aligned with ``fractions`` (more data must mean more steps).
+        replicates: replicates of the main grid (each redraws the pool, the initial weights and the batch order).
+        schedule_epochs: the CE-only schedule check at 100 % data: shorter schedules beside the grid's own.
+        teachers: the teachers' profile.
+        test_size: evaluate on the first ``test_size`` images of a fixed permutation of the test split (None: all).
+        pilot: the power pilot's regime (:func:`pilot_cells`): ``pool``, ``epochs`` at the smallest and the largest
+            fraction, and ``schedule``, the CE-only check's shorter schedule; None: the grid's own.
+        probe: the CE-only probe that chose the schedule, as (pool, fraction, recipe, epochs, seed) runs on pilot seeds.
+    """
 
     datasets: tuple[str, ...]
-    points: tuple[tuple[float, str], ...]
-    run: ScalingRun
-    seeds: int
-    test_size: int | None = None  # evaluate on a fixed random subset of the test split (quick profile only)
+    pool: int
+    fractions: tuple[float, ...]
+    recipes: tuple[str, ...]
+    epochs: tuple[int, ...]
+    replicates: int
+    schedule_epochs: tuple[int, ...]
+    teachers: str
+    test_size: int | None = None
+    pilot: dict | None = None
+    probe: tuple[tuple[int, float, str, int, int], ...] = ()
 
     def __post_init__(self) -> None:
-        unknown = {recipe for _, recipe in self.points} - set(RECIPES)
-        if unknown or not self.points or not self.datasets or self.seeds < 1 or (self.test_size is not None and self.test_size < 1):
-            raise ValueError(f"need datasets, points with known recipes ({sorted(RECIPES)}), seeds >= 1 and test_size >= 1; got {self}")
+        unknown = set(self.recipes) - set(RECIPES)
+        if unknown or not self.recipes or not self.datasets:
+            raise ValueError(f"need datasets and recipes from {sorted(RECIPES)}, got {self.datasets}, {self.recipes}")
+        if not self.fractions or list(self.fractions) != sorted(set(self.fractions)) or not 0 < self.fractions[0] or self.fractions[-1] != 1:
+            raise ValueError(f"fractions must increase to 1 (the whole pool), got {self.fractions}")
+        if len(self.epochs) != len(self.fractions) or min(self.epochs) < 1:
+            raise ValueError(f"need one positive epoch count per fraction, got {self.epochs} for {self.fractions}")
+        steps = [self.steps(f) for f in self.fractions]
+        if steps != sorted(set(steps)):
+            raise ValueError(f"more data must mean more steps: fractions {self.fractions} x epochs {self.epochs} give {steps} steps")
+        if self.replicates < 1 or self.pool < 10 or (self.test_size is not None and self.test_size < 1):
+            raise ValueError(f"need replicates >= 1, a pool of >= 10 images and test_size >= 1, got {self}")
+        if any(e >= self.epochs[-1] or e < 1 for e in self.schedule_epochs):
+            raise ValueError(f"the schedule check's epochs must be shorter than the grid's {self.epochs[-1]} at 100 %, got {self.schedule_epochs}")
+
+    def pilot_regime(self) -> dict:
+        """The power pilot's ``pool``, ``epochs`` (smallest, largest fraction) and ``schedule`` (the check's shorter one)."""
+        return self.pilot or {"pool": self.pool, "epochs": (self.epochs[0], self.epochs[-1]), "schedule": self.schedule_epochs[-1]}
+
+    def images(self, fraction: float) -> int:
+        """Training images at ``fraction`` of the pool."""
+        return training_images(self.pool, fraction)
+
+    def epochs_at(self, fraction: float) -> int:
+        if fraction not in self.fractions:
+            raise ValueError(f"fraction {fraction} is not on the data axis {self.fractions}")
+        return self.epochs[self.fractions.index(fraction)]
+
+    def steps(self, fraction: float) -> int:
+        """Updates of one run at ``fraction``: epochs x batches per epoch."""
+        return self.epochs_at(fraction) * -(-self.images(fraction) // OPTIMISER["batch_size"])
 
 
-# Non-factorial on purpose (a full factorial does not fit a CPU budget): the data axis at no augmentation, the recipe
-# axis at the smallest fraction (where augmentation matters within the budget), the length axis from every run's
-# checkpoints. (0.1, "none") is the "small data, weak recipe" corner of claim 1.
-SMALL_WEAK = (0.1, "none")
-DATA_AXIS = (SMALL_WEAK, (0.3, "none"), (1.0, "none"))
-RECIPE_AXIS = (SMALL_WEAK, (0.1, "standard"), (0.1, "strong"))
-PROTOCOL = {
-    "quick": ScalingProtocol(("fashion_mnist",), (SMALL_WEAK, DATA_AXIS[-1], RECIPE_AXIS[-1]), ScalingRun(evals=(15, 30)), seeds=2, test_size=2000),
-    "full": ScalingProtocol(("cifar10", "fashion_mnist"), DATA_AXIS + RECIPE_AXIS[1:], ScalingRun(evals=(125, 250, 500, 1000, 2000)), seeds=3),
-}
-
-
-def protocol(profile: str, seeds: int | None = None) -> ScalingProtocol:
-    """The profile's grid; ``seeds`` overrides its number of seeds."""
-    chosen = pick(profile, PROTOCOL)
-    return chosen if seeds is None else replace(chosen, seeds=seeds)
-
-
-def run_protocol(profile: str, seeds: int | None = None, cache: Cache | None = None) -> pd.DataFrame:
-    """Every run of the profile's grid (cached per run): one row per (dataset, fraction, recipe, seed, method, step)."""
-    grid = protocol(profile, seeds)
-    jobs = [(d, f, r, s) for d in grid.datasets for f, r in grid.points for s in range(grid.seeds)]
-    runs = [run_scaling(d, f, r, s, grid.run, profile, cache, grid.test_size) for d, f, r, s in tqdm(jobs, desc="KD at scale")]
-    return pd.concat(runs, ignore_index=True)
-
-
-def gap_to_vanilla_kd(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per seed, each method's test accuracy minus vanilla KD's at the same grid point and step (column ``gap``)."""
-    keys = ["dataset", "fraction", "recipe", "seed", "step"]
-    reference = frame[frame.method == "vanilla KD"].set_index(keys)["test_accuracy"]
-    others = frame[frame.method != "vanilla KD"]
-    if reference.empty or others.empty:
-        raise ValueError("need vanilla KD and at least one other method")
-    return others.assign(gap=others.test_accuracy.to_numpy() - reference.reindex(pd.MultiIndex.from_frame(others[keys])).to_numpy())
-
-
-def point_label(fraction: float, recipe: str) -> str:
-    """A grid point as the figures and tables name it, e.g. ``"10% none"``."""
-    return f"{100 * fraction:g}% {recipe}"
-
-
-GridStep = tuple[float, str, int]  # (training fraction, recipe, step)
-
-
-def gap_shrinkage(gaps: pd.DataFrame, method: str, pairs: Sequence[tuple[GridStep, GridStep]], confidence: float = 0.95) -> PairedComparison:
-    """How much ``method``'s gap to vanilla KD shrinks from the first to the second grid step of each pair:
-    ``gap(small) - gap(large)``, paired per (dataset, pair, seed) and pooled. Above zero: the advantage shrinks."""
-    rows = []
-    for index, pair in enumerate(pairs):
-        for label, (fraction, recipe, step) in zip(("small", "large"), pair):
-            part = gaps[(gaps.method == method) & (gaps.fraction == fraction) & (gaps.recipe == recipe) & (gaps.step == step)]
-            if part.empty:
-                raise ValueError(f"no gap of {method!r} at {point_label(fraction, recipe)}, step {step}")
-            rows.append(pd.DataFrame({"setting": part.dataset + f" #{index}", "seed": part.seed, "method": label, "value": part.gap}))
-    comparison = paired_comparison(pd.concat(rows), "small", "large", confidence=confidence)
-    return replace(comparison, a=f"{method} gap at the smaller scale", b="at the larger scale")
-
-
-def training_subset(teacher: Teacher, labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """A stratified ``fraction`` of the teacher's own training examples (indices into the training split)."""
+def training_images(pool: int, fraction: float) -> int:
+    """``round(fraction * pool)`` images, at least one per class of a 10-class dataset."""
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
-    pool = np.asarray(teacher.train_idx)
-    n = max(len(np.unique(labels)), int(round(fraction * len(pool))))
-    if n >= len(pool):
-        return pool
-    return pool[semi_supervised_split(labels[pool], n_labelled=n, n_validation=0, n_unlabelled=0, seed=seed).labelled]
+    return max(10, int(round(fraction * pool)))
 
 
-def run_scaling(dataset: str, fraction: float, recipe: str, seed: int, run: ScalingRun, profile: str, cache: Cache | None = None,
-                test_size: int | None = None) -> pd.DataFrame:
-    """Train every method's student once (cached); one row per (method, step) with its test accuracy (on a fixed
-    random ``test_size`` subset of the test split if given)."""
+SETTINGS = {
+    "quick": dict(datasets=("fashion_mnist",), pool=400, fractions=(0.25, 1.0), recipes=("none", "strong"), epochs=(8, 4),
+                  schedule_epochs=(2,), teachers="quick", test_size=1000),
+    # Sized for about an hour on ONE CPU thread: a 4-student stack of the 16/32/64 CNN costs 0.22-0.28 s a step on
+    # 28x28 images (measured on the pilot), and a CE-only probe (seeds 1000-1001) showed that the strong recipe needs
+    # ~128 epochs of 500 images (1,024 steps) to catch up with no augmentation at 100 % data, while 150 -> 300 epochs of
+    # 50 images changed no-augmentation accuracy by < 0.1 pp. So: the grid's corners only (10 % and 100 % of a 500-image
+    # pool, no augmentation and the strong recipe; 30 % and flip-crop do not fit), 300 / 128 epochs (300 / 1,024 steps),
+    # the test metric on a fixed 5,000 of the 10,000 test images. CIFAR-10 does not fit.
+    "full": dict(datasets=("fashion_mnist",), pool=500, fractions=(0.1, 1.0), recipes=("none", "strong"), epochs=(300, 128),
+                 schedule_epochs=(64,), teachers="full", test_size=5000,
+                 pilot=dict(pool=1000, epochs=(40, 16), schedule=8),  # the power pilot's shorter, cheaper regime (run first)
+                 probe=tuple((1000, 1.0, r, e, 1000) for e in (32, 64) for r in ("none", "strong", "flip-crop") if (e, r) != (64, "flip-crop"))
+                 + tuple((500, f, r, e, 1001) for f, schedules in ((0.1, (150, 300)), (1.0, (64, 128))) for e in schedules for r in ("none", "strong"))),
+}
+SETTINGS["quick"]["probe"] = tuple((400, 1.0, r, e, 1000) for e in (2, 4) for r in ("none", "strong"))
+PILOT_SEEDS = (1000, 1001, 1002)  # the pilot's replicates: never reused in a claim
+SCHEDULE_RECIPES = ("none", "strong")  # the CE-only schedule check at 100 % data
+
+
+def settings(profile: str, replicates: int) -> ScalingSettings:
+    """The settings of ``profile``; ``replicates`` is the declared number (the quick profile runs 2)."""
+    return ScalingSettings(**pick(profile, SETTINGS), replicates=pick(profile, {"quick": 2, "full": replicates}))
+
+
+# --- data -----------------------------------------------------------------------------------------------------------
+def pool_order(teacher: Teacher, labels: np.ndarray, seed: int) -> np.ndarray:
+    """The replicate's order of the teacher's training images: stratified and random, so that every prefix is
+    class-balanced and a smaller fraction of the pool is a prefix of a larger one (indices into the training split)."""
+    candidates = np.asarray(teacher.train_idx)
+    return candidates[stratified_order(labels[candidates], np.random.default_rng(seed))]
+
+
+def nested_subset(teacher: Teacher, labels: np.ndarray, pool: int, fraction: float, seed: int) -> np.ndarray:
+    """The first ``fraction`` of the replicate's pool (:func:`pool_order`)."""
+    if pool > len(teacher.train_idx):
+        raise ValueError(f"a pool of {pool} images exceeds the teacher's {len(teacher.train_idx)} training images")
+    return pool_order(teacher, labels, seed)[: training_images(pool, fraction)]
+
+
+@lru_cache(maxsize=4)
+def _evaluation_sets(dataset: str, teachers: str, test_size: int | None) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """(validation, test) tensors in channels-last layout: the first :data:`VALIDATION` images of the teacher's
+    validation split, and the test split (or the first ``test_size`` images of a fixed permutation of it)."""
+    teacher = vision_teacher(dataset, teachers)
+    train, test = load(dataset, "train"), load(dataset, "test")
+    val_idx = np.asarray(teacher.val_idx)[:VALIDATION]
+    tested = np.random.default_rng(0).permutation(len(test))[:test_size] if test_size else np.arange(len(test))
+    def images(x: np.ndarray) -> torch.Tensor:
+        return image_inputs(dataset, x).contiguous(memory_format=torch.channels_last)
+    return (images(train.x[val_idx]), torch.tensor(train.y[val_idx])), (images(test.x[tested]), torch.tensor(test.y[tested]))
+
+
+def transforms_for(recipe: str, channels: int, num_classes: int) -> list:
+    """The recipe's batch transforms for :func:`kdlib.train.fit`."""
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; available: {sorted(RECIPES)}")
-    cache = cache or Cache()
-    teacher = vision_teacher(dataset, profile, cache=cache)
-    key = {"dataset": dataset, "fraction": fraction, "recipe": RECIPES[recipe], "seed": seed, "run": run, "methods": METHODS,
-           "teacher": teacher.key, "version": SCALING_VERSION}
-    if test_size is not None:
-        key["test_size"] = test_size
-    rows = cache.get_or_compute("kd_scaling", key, lambda: _train(dataset, fraction, RECIPES[recipe], seed, run, teacher, test_size))
-    return pd.DataFrame(rows).assign(dataset=dataset, fraction=fraction, recipe=recipe, seed=seed)
+    chosen = RECIPES[recipe]
+    return ([FlipCrop(CROP_PADDING[channels])] if chosen.flip_crop else []) + ([MixupCutmix(num_classes)] if chosen.mix else [])
 
 
-def _train(dataset: str, fraction: float, recipe: Recipe, seed: int, run: ScalingRun, teacher: Teacher, test_size: int | None) -> list[dict]:
-    train, test = load(dataset, "train"), load(dataset, "test")
-    subset = training_subset(teacher, train.y, fraction, seed)
-    x, y = image_inputs(dataset, train.x[subset]), torch.tensor(train.y[subset])
-    tested = np.random.default_rng(0).permutation(len(test))[:test_size] if test_size else np.arange(len(test))
-    x_test, y_test = image_inputs(dataset, test.x[tested]), torch.tensor(test.y[tested])
-    num_classes = len(train.classes)
-    set_seed(seed)
-    model = StackedCNN(CNNConfig(in_channels=x.shape[1], num_classes=num_classes, widths=run.widths, embed_dim=run.embed_dim), len(METHODS), seed)
-    transforms = ([FlipCrop(4 if x.shape[-1] >= 32 else 2)] if recipe.flip_crop else []) + ([MixupCutmix(num_classes)] if recipe.mix else [])
-    augmented = bool(transforms)  # the teacher sees the student's augmented batch; without augmentation its logits are computed once
-    steps_per_epoch = -(-len(x) // run.batch_size)
-    config = TrainConfig(epochs=-(-run.evals[-1] // steps_per_epoch), batch_size=run.batch_size, lr=run.lr, weight_decay=run.weight_decay,
-                         patience=None, max_steps=run.evals[-1])
-    history = fit(model, [get_objective(name, **params) for name, params in METHODS.values()],
-                  TrainSet(x, y, teacher=None if augmented else teacher_logits(teacher, x)), config=config, seed=seed,
-                  teacher_model=teacher.model if augmented else None, transforms=transforms, curve_steps=run.evals, curve_sets={"test": (x_test, y_test)},
-                  desc=f"{dataset} {fraction:g} {recipe.name} s{seed}")
-    return [{"method": name, "step": point["step"], "test_accuracy": float(point["accuracy"][m]), "seconds": point["seconds"]}
-            for point in history.curves for m, name in enumerate(METHODS)]
+def curve_steps(planned: int, shares: Sequence[float] = CURVE_SHARES) -> list[int]:
+    """The steps at which the validation curve is measured: ``shares`` of the ``planned`` updates (distinct, >= 1)."""
+    if planned < 1:
+        raise ValueError(f"planned steps must be >= 1, got {planned}")
+    return sorted({max(1, int(round(share * planned))) for share in shares})
 
 
-def experiment_name(dataset: str, fraction: float, recipe: str, step: int) -> str:
-    """The records' experiment for one point of the grid, e.g. ``"cifar10 30% standard 4000 steps"``."""
-    return f"{dataset} {100 * fraction:g}% {recipe} {step} steps"
+# --- the grid cell ----------------------------------------------------------------------------------------------------
+def train_cell(dataset: str, pool: int, fraction: float, recipe: str, epochs: int, methods: str, teachers: str, test_size: int | None,
+               seed: int) -> list[dict]:
+    """One grid cell: the students of ``methods`` (a key of :data:`METHOD_SETS`) on ``fraction`` of the replicate's
+    pool under ``recipe``, trained for ``epochs`` (cosine to zero) as one stack from the same initial weights.
+
+    Returns one row per (method, measurement): the validation curve (``set="val"`` at :data:`CURVE_SHARES` of the
+    schedule) and the final test accuracy (``set="test"``, with the run's steps and training seconds).
+    """
+    if methods not in METHOD_SETS:
+        raise ValueError(f"methods must be one of {sorted(METHOD_SETS)}, got {methods!r}")
+    names = METHOD_SETS[methods]
+    distilled = any(METHODS[name]["name"] != "ce" for name in names)
+    teacher = vision_teacher(dataset, teachers)
+    teacher.model.to(memory_format=torch.channels_last)
+    train = load(dataset, "train")
+    subset = nested_subset(teacher, train.y, pool, fraction, seed)
+    x, y = image_inputs(dataset, train.x[subset]).contiguous(memory_format=torch.channels_last), torch.tensor(train.y[subset])
+    val, test = _evaluation_sets(dataset, teachers, test_size)
+    num_classes = len(teacher.classes)
+    cnn = CNNConfig(in_channels=x.shape[1], num_classes=num_classes, **STUDENT)
+    # channels-last weights: a grey (1-channel) batch is ambiguous in layout, and without this the stack runs NCHW
+    # (measured 1.4x slower per step on Fashion-MNIST shapes)
+    model = StackedCNN(cnn, len(names), seed).to(memory_format=torch.channels_last)
+    transforms = transforms_for(recipe, x.shape[1], num_classes)
+    # the teacher labels the augmented batch on the fly; without augmentation its logits are computed once; CE only needs none
+    on_the_fly = distilled and bool(transforms)
+    stored = teacher_logits(teacher, x) if distilled and not transforms else None
+    config = TrainConfig(epochs=epochs, batch_size=OPTIMISER["batch_size"], lr=OPTIMISER["lr"], weight_decay=OPTIMISER["weight_decay"],
+                         patience=None, cosine=True)
+    planned = config.planned_steps(len(x))
+    history = fit(model, [get_objective(**METHODS[name]) for name in names], TrainSet(x, y, teacher=stored), config=config, seed=seed,
+                  teacher_model=teacher.model if on_the_fly else None, transforms=transforms, curve_steps=curve_steps(planned),
+                  curve_sets={"val": val}, desc=f"{dataset} {fraction:g} {recipe} s{seed}", progress=False)
+    final = accuracy(model, *test, batch_size=500)
+    per_epoch = config.steps_per_epoch(len(x))
+    rows = [{"method": name, "set": "val", "step": point["step"], "epoch": point["step"] / per_epoch, "accuracy": float(point["accuracy"][m])}
+            for point in history.curves for m, name in enumerate(names)]
+    return rows + [{"method": name, "set": "test", "step": history.steps, "epoch": float(epochs), "accuracy": float(final[m]),
+                    "seconds": history.seconds, "images": len(x)} for m, name in enumerate(names)]
 
 
-def to_records(frame: pd.DataFrame) -> list[Record]:
-    """One test-accuracy record per (grid point incl. the step count, method, seed); seeds pair within a grid point."""
-    return [
-        Record(experiment_name(row.dataset, row.fraction, row.recipe, row.step), row.method, "-", int(row.seed), "test_accuracy", float(row.test_accuracy))
-        for row in frame.itertuples()
-    ]
+def context(chosen: ScalingSettings) -> dict:
+    """What the cells depend on beyond their arguments: teachers, methods, student, optimiser, evaluation sets."""
+    return {"teachers": [vision_teacher(d, chosen.teachers).key for d in chosen.datasets], "methods": METHODS, "recipes": RECIPES,
+            "student": STUDENT, "optimiser": OPTIMISER, "curve": CURVE_SHARES, "validation": VALIDATION, "version": PROTOCOL_VERSION}
+
+
+def _cell(chosen: ScalingSettings, dataset: str, fraction: float, recipe: str, epochs: int, methods: str, seed: int, pool: int | None = None) -> dict:
+    return {"dataset": dataset, "pool": chosen.pool if pool is None else pool, "fraction": fraction, "recipe": recipe, "epochs": epochs, "methods": methods,
+            "teachers": chosen.teachers, "test_size": chosen.test_size, "seed": int(seed)}
+
+
+def cells(chosen: ScalingSettings, seeds: Sequence[int], points: Sequence[tuple[float, str]] | None = None) -> list[dict]:
+    """The factorial grid (or only ``points``, (fraction, recipe) pairs): dataset x fraction x recipe x replicate
+    seed, every method in one stack per cell."""
+    chosen_points = [(f, r) for f in chosen.fractions for r in chosen.recipes] if points is None else list(points)
+    return [_cell(chosen, d, f, r, chosen.epochs_at(f), "all", s) for d in chosen.datasets for f, r in chosen_points for s in seeds]
+
+
+def pilot_cells(chosen: ScalingSettings) -> list[dict]:
+    """The power pilot (seeds :data:`PILOT_SEEDS`, never reused) in its own regime (``chosen.pilot``): the corners
+    (smallest and largest fraction x weakest and strongest recipe) and the CE-only schedule check at 100 % data."""
+    regime = chosen.pilot_regime()
+    small, large = chosen.fractions[0], chosen.fractions[-1]
+    weak, strong = chosen.recipes[0], chosen.recipes[-1]
+    grid = [_cell(chosen, d, f, r, e, "all", s, regime["pool"]) for d in chosen.datasets for f, e in zip((small, large), regime["epochs"])
+            for r in (weak, strong) for s in PILOT_SEEDS]
+    checks = [_cell(chosen, d, large, r, regime["schedule"], "CE only", s, regime["pool"]) for d in chosen.datasets for r in SCHEDULE_RECIPES
+              if r in chosen.recipes for s in PILOT_SEEDS]
+    return grid + checks
+
+
+def probe_cells(chosen: ScalingSettings) -> list[dict]:
+    """The CE-only probe that chose the pool and the schedules (``chosen.probe``, on pilot seeds)."""
+    return [_cell(chosen, d, f, r, e, "CE only", s, pool) for d in chosen.datasets for pool, f, r, e, s in chosen.probe]
+
+
+def schedule_cells(chosen: ScalingSettings, seeds: Sequence[int], schedules: Sequence[int] | None = None) -> list[dict]:
+    """The CE-only schedule check at 100 % data: one student per (dataset, recipe, shorter schedule, seed); the grid's
+    own CE-only student is the longest schedule."""
+    return [_cell(chosen, d, 1.0, r, e, "CE only", s) for d in chosen.datasets for r in SCHEDULE_RECIPES if r in chosen.recipes
+            for e in (chosen.schedule_epochs if schedules is None else schedules) for s in seeds]
+
+
+# --- records ------------------------------------------------------------------------------------------------------------
+def point_name(dataset: str, fraction: float, recipe: str) -> str:
+    """The records' experiment for one grid point, e.g. ``"fashion_mnist 10% none"``."""
+    return f"{dataset} {100 * fraction:g}% {recipe}"
+
+
+def schedule_name(dataset: str, recipe: str) -> str:
+    """The records' experiment of the CE-only schedule check at 100 % data under ``recipe``."""
+    return f"schedule: {point_name(dataset, 1.0, recipe)}"
+
+
+def to_records(frame: pd.DataFrame, schedules: pd.DataFrame | None = None) -> list[Record]:
+    """Test accuracy per (grid point, method, replicate) from the grid, and per (recipe, schedule, replicate) for CE
+    only at 100 % data from the schedule cells plus the grid's own CE-only students (setting ``"N epochs"``)."""
+    test = frame[frame.set == "test"]
+    records = [Record(point_name(r.dataset, r.fraction, r.recipe), r.method, f"{r.epochs} epochs", int(r.seed), "test_accuracy", float(r.accuracy))
+               for r in test.itertuples()]
+    if schedules is not None:
+        longest = test[(test.method == "CE only") & (test.fraction == 1.0) & test.recipe.isin(schedules.recipe.unique()) & test.seed.isin(schedules.seed.unique())]
+        both = pd.concat([schedules[schedules.set == "test"], longest])
+        records += [Record(schedule_name(r.dataset, r.recipe), f"{r.epochs} epochs", "CE only", int(r.seed), "test_accuracy", float(r.accuracy))
+                    for r in both.itertuples()]
+    return records
+
+
+def gaps(frame: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
+    """Per replicate, each method's final test accuracy minus ``reference``'s at the same grid point (column ``gap``, pp)."""
+    keys = ["dataset", "fraction", "recipe", "seed"]
+    test = frame[frame.set == "test"]
+    base = test[test.method == reference].set_index(keys)["accuracy"]
+    others = test[test.method != reference]
+    if base.empty or others.empty:
+        raise ValueError(f"need {reference!r} and at least one other method")
+    matched = base.reindex(pd.MultiIndex.from_frame(others[keys])).to_numpy()
+    return others.assign(gap=100 * (others.accuracy.to_numpy() - matched), point=[point_name(*k) for k in others[keys[:3]].itertuples(index=False)])
+
+
+def step_costs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Training seconds per step of every cell kind (methods in the stack, recipe), from the cells' test rows."""
+    test = frame[frame.set == "test"].drop_duplicates(["dataset", "fraction", "recipe", "epochs", "methods", "seed"])
+    table = test.assign(ms_per_step=1000 * test.seconds / test.step)
+    return table.groupby(["methods", "recipe"]).agg(cells=("seed", "size"), steps=("step", "sum"), seconds=("seconds", "sum"),
+                                                     ms_per_step=("ms_per_step", "mean")).round(1)
+
+
+def late_gain(frame: pd.DataFrame) -> pd.DataFrame:
+    """The plateau evidence of the grid: per (fraction, recipe, method), the validation accuracy gained over the last
+    quarter of the schedule (last curve point minus the one before, pp), mean and max over replicates."""
+    val = frame[frame.set == "val"].sort_values("step")
+    keys = ["dataset", "fraction", "recipe", "method", "seed"]
+    last_two = val.groupby(keys).accuracy.agg(lambda a: 100 * (a.iloc[-1] - a.iloc[-2]) if len(a) > 1 else np.nan)
+    if last_two.isna().all():
+        raise ValueError("the validation curves need at least two points per run")
+    return last_two.groupby(keys[:-1]).agg(["mean", "max"]).round(2)

@@ -1,5 +1,4 @@
-"""The seaborn theme, figure saving and the method plots several notebooks share (bars, accuracy against labels,
-gaps, accuracy against steps)."""
+"""The seaborn theme, figure saving and the method plots several notebooks share (bars, accuracy against labels)."""
 
 from __future__ import annotations
 
@@ -65,38 +64,4 @@ def accuracy_vs_labels(frame: pd.DataFrame, methods: Sequence[str], sizes: dict[
         ax.minorticks_off()
     g.set_axis_labels("labelled examples |L| (log scale)", "test accuracy (%)")
     g.figure.suptitle("Student accuracy vs labelled-set size (mean ± std over seeds)", y=1.03)
-    return g
-
-
-def gap_bars(gaps: pd.DataFrame, x: str, order: Sequence[str], methods: Sequence[str], palette: dict) -> sns.FacetGrid:
-    """The VanillaKD paper's Fig. 1 redrawn: each method's accuracy minus vanilla KD's (pp), per ``x`` category
-    (e.g. data scale), one panel per dataset; bars are means over seeds, error bars ± std, dots the seeds."""
-    data = gaps[gaps.method.isin(methods) & gaps[x].isin(order)].assign(gap_pp=lambda f: 100 * f.gap)
-    if data.empty:
-        raise ValueError("no gaps to plot for these methods and categories")
-    g = sns.catplot(data=data, x=x, y="gap_pp", hue="method", order=list(order), hue_order=list(methods), palette=palette, col="dataset",
-                    kind="bar", errorbar="sd", alpha=0.8, height=3.4, aspect=1.25, sharey=False)
-    for ax in g.axes.flat:
-        ax.axhline(0, color="black", linewidth=0.8)
-        ax.tick_params(axis="x", rotation=20)
-    g.set_titles("{col_name}")
-    g.set_axis_labels("", "accuracy − vanilla KD (pp)")
-    return g
-
-
-def accuracy_vs_steps(frame: pd.DataFrame, col: str, col_order: Sequence[str], methods: Sequence[str], palette: dict) -> sns.FacetGrid:
-    """Test accuracy (%) against training steps (log scale), one line per method (mean ± std over seeds), panels
-    ``dataset`` × ``col``."""
-    data = frame[frame.method.isin(methods) & frame[col].isin(col_order)].assign(acc=lambda f: 100 * f.test_accuracy)
-    if data.empty:
-        raise ValueError("nothing to plot for these methods and panels")
-    g = sns.relplot(data=data, x="step", y="acc", hue="method", hue_order=list(methods), palette=palette, row="dataset", col=col,
-                    col_order=list(col_order), kind="line", marker="o", errorbar="sd", height=2.6, aspect=1.1, facet_kws={"sharey": "row"})
-    steps = sorted(data.step.unique())
-    for ax in g.axes.flat:
-        ax.set_xscale("log")
-        ax.set_xticks(steps, [str(s) for s in steps])
-        ax.minorticks_off()
-    g.set_titles("{row_name}, {col_name}")
-    g.set_axis_labels("training steps (log scale)", "test accuracy (%)")
     return g
