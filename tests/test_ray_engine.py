@@ -49,7 +49,12 @@ def counted(n: int, seed: int, marker_dir: str, broken: int) -> dict:
 
 @pytest.fixture(scope="module", autouse=True)
 def local_cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    options = dict(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        ray.init(**options)
+    except Exception:  # Ray waits a fixed 30 s for its raylet; on a loaded machine the first start can miss that
+        ray.shutdown()
+        ray.init(**options)
     yield
     ray.shutdown()
 
