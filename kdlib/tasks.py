@@ -24,6 +24,7 @@ from kdlib.data import load, semi_supervised_split
 from kdlib.distill import get_objective
 from kdlib.models import STUDENT_CNN, BagOfTokensStudent, CNNConfig, bag_of_tokens, build_vocabulary, cached_embeddings, load_tokenizer, tokenize_to_ids
 from kdlib.models.stacked import Inputs, StackedCNN, StudentStack, as_stack
+from kdlib.models.token_cnn import StackedTokenCNN, remap_to_vocabulary
 from kdlib.teachers import (
     LABEL_MAPS, FewLabelRecipe, Teacher, few_label_text_teacher, few_label_vision_teacher, image_inputs, teacher_features, teacher_logits,
     text_recipe, text_splits, text_teacher, vision_teacher,
@@ -158,7 +159,8 @@ class SubclassTask:
 
     The transfer set is the student's only training signal; the teacher's embeddings of (a sample of) its training
     set, with their true labels, fit projections and clusters; a labelled validation split serves early stopping and
-    every hyper-parameter choice; the test split is reported, never selected on.
+    every hyper-parameter choice; the test split is reported, never selected on. ``make_stack(subclasses, seed)``
+    builds one stacked student per entry of ``subclasses`` (its slots per class), described by ``student``.
     """
 
     name: str
@@ -176,6 +178,8 @@ class SubclassTask:
     embeddings_fit: torch.Tensor
     y_fit: torch.Tensor
     head_weight: torch.Tensor
+    student: Mapping[str, Any]
+    make_stack: Callable[[list[int], int], StudentStack] = field(repr=False)
     fine_transfer: torch.Tensor | None = None  # oracle subclass (index within its class) where a finer label exists
     fine_fit: torch.Tensor | None = None
     _fingerprint: str | None = field(default=None, repr=False)
@@ -188,65 +192,72 @@ class SubclassTask:
     def num_fine(self) -> int | None:
         return None if self.fine_fit is None else int(self.fine_fit.max()) + 1
 
-    @property
-    def in_dim(self) -> int:
-        return self.x_transfer.shape[1]
-
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._fingerprint = fingerprint({k: v for k, v in self.__dict__.items() if k != "_fingerprint"} | {"version": TASK_VERSION})
+            content = {k: v for k, v in self.__dict__.items() if k not in ("_fingerprint", "make_stack", "student")}
+            self._fingerprint = fingerprint(content | {"student": dict(self.student), "version": TASK_VERSION})
         return self._fingerprint
 
     def summary(self) -> dict:
         return {
             "task": self.name, "classes": self.num_classes, "teacher": self.teacher_name, "teacher test acc": self.teacher_test_accuracy,
-            "transfer": self.x_transfer.shape[0], "student input dim": self.in_dim, "val": len(self.y_val), "test": len(self.y_test),
-            "oracle subclasses": self.num_fine or "-",
+            "transfer": len(self.y_transfer), "fit (projections)": len(self.y_fit), "val": len(self.y_val), "test": len(self.y_test),
+            "student": ", ".join(f"{k}={v}" for k, v in self.student.items()), "oracle subclasses": self.num_fine or "-",
         }
 
 
-def subclass_vision_task(dataset: str, labels: str, profile: str, n_transfer: int, n_fit: int, n_val: int, cache: Cache | None = None) -> SubclassTask:
-    """A binarised (``labels="mod2"``) or original (``"fine"``) image task; the student reads flattened pixels.
+def subclass_vision_task(dataset: str, labels: str, teachers: str, n_transfer: int, n_fit: int, n_val: int, student: Mapping[str, Any] = STUDENT_CNN,
+                         cache: Cache | None = None) -> SubclassTask:
+    """A binarised (``labels="mod2"``) or original (``"fine"``) image task; small-CNN students (``student``: widths and
+    embedding size) read the images.
 
-    The transfer set is the first ``n_transfer`` of ``n_fit`` examples sampled from the teacher's training subset.
+    The transfer set is the first ``n_transfer`` of ``n_fit`` examples sampled from the teacher's training subset
+    (``teachers``: the profile of the teacher recipe).
     """
-    teacher = vision_teacher(dataset, profile, labels, cache)
+    teacher = vision_teacher(dataset, teachers, labels, cache)
     train, test = load(dataset, "train"), load(dataset, "test")
     relabel = LABEL_MAPS[labels]
     fit_idx = _sample(teacher.train_idx, max(n_fit, n_transfer))
     val_idx = teacher.val_idx[:n_val]
     fit_inputs = image_inputs(dataset, train.x[fit_idx])
     logits_fit, embeddings_fit = teacher_features(teacher, fit_inputs, cache)
-    flat = lambda images: image_inputs(dataset, images).flatten(1)  # noqa: E731
     fine = (lambda y: torch.tensor(y // 2)) if labels == "mod2" else None  # fine class 2s + c is subclass s of class c
+    cnn = CNNConfig(in_channels=fit_inputs.shape[1], num_classes=len(teacher.classes), **student)
     return SubclassTask(
         name=f"{dataset} ({'y mod 2' if labels == 'mod2' else '10 classes'})", classes=teacher.classes, teacher_name=teacher.name,
-        teacher_test_accuracy=teacher.test_accuracy, x_transfer=fit_inputs[:n_transfer].flatten(1),
+        teacher_test_accuracy=teacher.test_accuracy, x_transfer=fit_inputs[:n_transfer],
         y_transfer=torch.tensor(relabel(train.y[fit_idx[:n_transfer]])), logits_transfer=logits_fit[:n_transfer],
-        embeddings_transfer=embeddings_fit[:n_transfer], x_val=flat(train.x[val_idx]), y_val=torch.tensor(relabel(train.y[val_idx])),
-        x_test=flat(test.x), y_test=torch.tensor(relabel(test.y)), embeddings_fit=embeddings_fit, y_fit=torch.tensor(relabel(train.y[fit_idx])),
-        head_weight=teacher.model.head.weight.detach(), fine_transfer=fine(train.y[fit_idx[:n_transfer]]) if fine else None,
-        fine_fit=fine(train.y[fit_idx]) if fine else None,
+        embeddings_transfer=embeddings_fit[:n_transfer], x_val=image_inputs(dataset, train.x[val_idx]), y_val=torch.tensor(relabel(train.y[val_idx])),
+        x_test=image_inputs(dataset, test.x), y_test=torch.tensor(relabel(test.y)), embeddings_fit=embeddings_fit,
+        y_fit=torch.tensor(relabel(train.y[fit_idx])), head_weight=teacher.model.head.weight.detach(),
+        student={"kind": "SmallCNN", **student}, make_stack=lambda subclasses, seed: StackedCNN(cnn, len(subclasses), seed, subclasses=subclasses),
+        fine_transfer=fine(train.y[fit_idx[:n_transfer]]) if fine else None, fine_fit=fine(train.y[fit_idx]) if fine else None,
     )
 
 
-def subclass_text_task(dataset: str, profile: str, n_transfer: int, n_fit: int, vocabulary_size: int, cache: Cache | None = None) -> SubclassTask:
-    """A sentence-encoder teacher's task; the student reads a bag of the transfer set's most frequent tokens."""
-    teacher = text_teacher(dataset, profile, cache=cache)
+def subclass_text_task(dataset: str, teachers: str, n_transfer: int, n_fit: int, vocabulary_size: int, student: Mapping[str, Any] | None = None,
+                       cache: Cache | None = None) -> SubclassTask:
+    """A sentence-encoder teacher's task; token-CNN students (:class:`~kdlib.models.token_cnn.StackedTokenCNN`, sizes in
+    ``student``) read word pieces, restricted to the transfer set's ``vocabulary_size`` most frequent ones."""
+    teacher = text_teacher(dataset, teachers, cache=cache)
     splits, recipe = teacher.extra["splits"], teacher.recipe
     sentence = lambda texts: torch.tensor(cached_embeddings(recipe.encoder, texts, recipe.max_length, cache))  # noqa: E731
     fit_pos = _sample(np.arange(len(splits.train_texts)), max(n_fit, n_transfer))
     logits_fit, embeddings_fit = teacher_features(teacher, sentence(splits.train_texts)[fit_pos], cache)
     transfer_texts = [splits.train_texts[i] for i in fit_pos[:n_transfer]]
     tokenizer = load_tokenizer(recipe.encoder)
-    vocabulary = build_vocabulary(tokenizer, transfer_texts, vocabulary_size)
-    bag = lambda texts: bag_of_tokens(tokenizer, texts, vocabulary)  # noqa: E731
+    vocabulary = build_vocabulary(tokenizer, transfer_texts, vocabulary_size, recipe.max_length)
+    ids = lambda texts: remap_to_vocabulary(tokenize_to_ids(tokenizer, texts, recipe.max_length), vocabulary, tokenizer.pad_token_id or 0)  # noqa: E731
+    sizes = dict(student or {})
+    classes = len(teacher.classes)
     return SubclassTask(
         name=dataset, classes=teacher.classes, teacher_name=teacher.name, teacher_test_accuracy=teacher.test_accuracy,
-        x_transfer=bag(transfer_texts), y_transfer=torch.tensor(splits.train_labels[fit_pos[:n_transfer]]), logits_transfer=logits_fit[:n_transfer],
-        embeddings_transfer=embeddings_fit[:n_transfer], x_val=bag(splits.val_texts), y_val=torch.tensor(splits.val_labels),
-        x_test=bag(splits.test_texts), y_test=torch.tensor(splits.test_labels), embeddings_fit=embeddings_fit,
+        x_transfer=ids(transfer_texts), y_transfer=torch.tensor(splits.train_labels[fit_pos[:n_transfer]]), logits_transfer=logits_fit[:n_transfer],
+        embeddings_transfer=embeddings_fit[:n_transfer], x_val=ids(splits.val_texts), y_val=torch.tensor(splits.val_labels),
+        x_test=ids(splits.test_texts), y_test=torch.tensor(splits.test_labels), embeddings_fit=embeddings_fit,
         y_fit=torch.tensor(splits.train_labels[fit_pos]), head_weight=teacher.model.head.weight.detach(),
+        student={"kind": "TokenCNN", "vocabulary": len(vocabulary) + 2, "max_length": recipe.max_length, **sizes},
+        make_stack=lambda subclasses, seed: StackedTokenCNN(len(vocabulary) + 2, classes, subclasses, seed, **sizes),
     )
 
 

@@ -59,6 +59,8 @@ def _builders(x: dict) -> dict:
         "kmeans_subclasses": (get_objective("kmeans_subclasses", **subclass, subclasses=2, seed=0), "subclass_outputs"),
         "oracle_subclasses": (get_objective("oracle_subclasses", **subclass, labels=torch.tensor([0, 2, 1, 1]), fine=x["fine"], fit_fine=x["fit_fine"],
                                             subclasses=2), "subclass_outputs"),
+        "oracle_uniform_other": (get_objective("oracle_uniform_other", teacher_logits=x["teacher"], labels=torch.tensor([0, 2, 1, 1]),
+                                               fine=x["fine"], subclasses=2), "subclass_outputs"),
         "loss_network": (get_objective("loss_network", network=LossNetwork(seed=0)), "outputs"),
         "kdzero": (get_objective("kdzero", transforms=["softmax", "sqrt"], distance="pearson_intra", weight=5.0), "outputs"),
     }

@@ -162,3 +162,27 @@ def test_fit_projection_needs_examples_of_every_class():
     embeddings, labels, head, _ = _toy()
     with pytest.raises(ValueError, match="class 1 has 0"):
         fit_projection(embeddings, torch.zeros_like(labels), head, 2)
+
+
+def test_split_entropy_is_zero_for_one_slot_and_one_for_the_uniform_split():
+    from kdlib.distill.subclass import split_entropy
+
+    probs = torch.tensor([[0.7, 0.3], [0.2, 0.8]])
+    onehot = probs[:, :, None] * torch.tensor([1.0, 0.0, 0.0])
+    uniform = probs[:, :, None].expand(-1, -1, 3) / 3
+    assert split_entropy(onehot) == pytest.approx(0.0, abs=1e-6) and split_entropy(uniform) == pytest.approx(1.0)
+    half = probs[:, :, None] * torch.tensor([0.5, 0.5, 0.0])  # log 2 / log 3 on every class
+    assert split_entropy(half) == pytest.approx(math.log(2) / math.log(3))
+    with pytest.raises(ValueError, match="S >= 2"):
+        split_entropy(probs[:, :, None])
+
+
+def test_oracle_uniform_other_targets_by_hand():
+    from kdlib.distill import get_objective
+
+    logits = torch.log(torch.tensor([[0.6, 0.4], [0.1, 0.9]]))
+    targets = get_objective("oracle_uniform_other", teacher_logits=logits, labels=torch.tensor([0, 1]), fine=torch.tensor([2, 0]), subclasses=3).targets
+    assert torch.allclose(targets[0], torch.tensor([[0.0, 0.0, 0.6], [0.4 / 3] * 3]), atol=1e-6)
+    assert torch.allclose(targets[1], torch.tensor([[0.1 / 3] * 3, [0.9, 0.0, 0.0]]), atol=1e-6)
+    with pytest.raises(ValueError, match="fine labels must lie"):
+        get_objective("oracle_uniform_other", teacher_logits=logits, labels=torch.tensor([0, 1]), fine=torch.tensor([3, 0]), subclasses=3)

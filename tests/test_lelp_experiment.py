@@ -1,13 +1,15 @@
-import numpy as np
+import math
+
 import pandas as pd
 import pytest
 import torch
 
+from kdlib.claims import lelp as claims
 from kdlib.distill import get_objective
 from kdlib.experiments import lelp
-from kdlib.results import Record
+from kdlib.models.stacked import StackedMLP
+from kdlib.results import Record, grade, to_frame
 from kdlib.tasks import SubclassTask
-from kdlib.train import TrainConfig
 
 
 def _task(n=120, dim=6, fine=True):
@@ -22,102 +24,130 @@ def _task(n=120, dim=6, fine=True):
         name="toy", classes=("a", "b"), teacher_name="toy", teacher_test_accuracy=1.0,
         x_transfer=x, y_transfer=labels, logits_transfer=embeddings @ head.T, embeddings_transfer=embeddings,
         x_val=x[:40], y_val=labels[:40], x_test=x[40:], y_test=labels[40:],
-        embeddings_fit=embeddings, y_fit=labels, head_weight=head,
+        embeddings_fit=embeddings, y_fit=labels, head_weight=head, student={"kind": "MLP", "hidden": 8},
+        make_stack=lambda subclasses, seed: StackedMLP(dim, 8, 2, subclasses, seed),
         fine_transfer=fine_labels // 2 if fine else None, fine_fit=fine_labels // 2 if fine else None,
     )
+
+
+def _variant(method, s=2, tau=2.0):
+    return lelp.Variant(method, 1 if method in ("labels only", "vanilla KD") else s, 0.5 if method in lelp.BETA_METHODS else None,
+                        1.0 if method == "labels only" else tau)
 
 
 @pytest.mark.parametrize("method", lelp.METHODS)
 def test_every_method_builds_targets_that_sum_to_its_class_distribution(method):
     task = _task()
-    variant = lelp.Variant(method, subclasses=2, beta=0.5 if method in ("LELP", "LELP w/o null space", "random projections") else None, temperature=2.0)
-    targets = get_objective(**lelp.objective_spec(task, variant, seed=0)).targets
+    targets = get_objective(**lelp.objective_spec(task, _variant(method), seed=0)).targets
     class_targets = targets.sum(2) if targets.ndim == 3 else targets
     assert torch.allclose(class_targets.sum(1), torch.ones(len(task.y_transfer)), atol=1e-5)
     if method == "labels only":
         assert torch.equal(class_targets.argmax(1), task.y_transfer)
-    elif method != "labels only":
+    else:
         assert torch.allclose(class_targets, torch.softmax(task.logits_transfer / 2.0, 1), atol=1e-5)
 
 
-def test_oracle_targets_follow_the_true_fine_label_on_the_own_class():
+def test_the_two_oracles_agree_on_the_own_class_and_differ_on_the_other():
     task = _task()
-    targets = get_objective(**lelp.objective_spec(task, lelp.Variant("oracle subclasses", 2), seed=0)).targets
-    own = targets[torch.arange(len(task.y_transfer)), task.y_transfer]  # (N, S)
-    assert torch.equal(own.argmax(1), task.fine_transfer)
+    rows = torch.arange(len(task.y_transfer))
+    uniform = get_objective(**lelp.objective_spec(task, _variant(lelp.ORACLE_UNIFORM), seed=0)).targets
+    centroid = get_objective(**lelp.objective_spec(task, _variant(lelp.ORACLE_CENTROID), seed=0)).targets
+    assert torch.equal(uniform[rows, task.y_transfer].argmax(1), task.fine_transfer)
+    assert torch.allclose(uniform[rows, task.y_transfer], centroid[rows, task.y_transfer])
+    other = 1 - task.y_transfer
+    assert torch.allclose(uniform[rows, other, 0], uniform[rows, other, 1])  # spread evenly
+    assert ((centroid[rows, other] > 0).sum(1) == 1).all()  # all on one slot
 
 
-def test_oracle_needs_fine_labels_and_unknown_methods_raise():
-    with pytest.raises(ValueError, match="no finer labels"):
-        lelp.objective_spec(_task(fine=False), lelp.Variant("oracle subclasses", 2), seed=0)
+def test_variants_validate_their_hyper_parameters():
     with pytest.raises(ValueError, match="unknown method"):
-        lelp.objective_spec(_task(), lelp.Variant("subclass distillation", 2), seed=0)
+        lelp.Variant("subclass distillation", 2)
+    with pytest.raises(ValueError, match="needs beta"):
+        lelp.Variant("LELP", 2)
+    with pytest.raises(ValueError, match="takes no beta"):
+        lelp.Variant("k-means", 2, 0.5)
+    with pytest.raises(ValueError, match="S >= 2"):
+        lelp.Variant("head-matched KD", 1)
+    with pytest.raises(ValueError, match="no finer labels"):
+        lelp.objective_spec(_task(fine=False), _variant(lelp.ORACLE_UNIFORM), seed=0)
+    assert lelp.Variant("LELP", 5, 0.0625, 2.0).label == "S=5, beta=0.0625, tau=2"
 
 
-def test_select_picks_the_best_mean_validation_setting_per_method():
-    runs = pd.DataFrame(
-        {
-            "method": ["m"] * 4 + ["k"] * 2,
-            "setting": ["a", "a", "b", "b", "x", "x"],
-            "seed": [0, 1, 0, 1, 0, 1],
-            "val_accuracy": [0.9, 0.5, 0.7, 0.8, 0.1, 0.2],  # a: mean 0.70, b: mean 0.75
-            "test_accuracy": [0.0, 0.0, 1.0, 1.0, 0.5, 0.5],
-        }
-    )
+def test_select_picks_the_best_mean_validation_setting_per_task_and_method():
+    runs = pd.DataFrame({
+        "task": "t", "method": ["m"] * 4 + ["k"] * 2, "setting": ["a", "a", "b", "b", "x", "x"], "seed": [0, 1, 0, 1, 0, 1],
+        "val_accuracy": [0.9, 0.5, 0.7, 0.8, 0.1, 0.2],  # a: mean 0.70, b: mean 0.75
+    })
     chosen = lelp.select(runs)
     assert set(chosen[chosen.method == "m"].setting) == {"b"} and len(chosen) == 4
 
 
-def test_run_experiment_end_to_end_on_a_toy_task(tmp_path):
-    from kdlib.cache import Cache
-
-    task = _task()
-    grid = lelp.Grid(temperatures=(1.0,), subclasses=(2, 3), betas=(0.5, 2.0))
-    recipe = lelp.StudentRecipe(hidden=8, train=TrainConfig(epochs=3, batch_size=32, lr=1e-2, patience=2))
-    runs = lelp.run_experiment(task, grid, seeds=[0, 1], recipe=recipe, cache=Cache(tmp_path))
-    assert set(runs.method) == set(lelp.METHODS)
-    # stage 3 runs the controls at LELP's chosen S
-    chosen_s = lelp.select(runs[runs.stage == "2 S sweep"]).query("method == 'LELP'").subclasses.iloc[0]
-    assert set(runs[runs.stage == "3 controls"].subclasses) == {chosen_s}
-    records = lelp.selected_records(runs)
-    assert {r.setting for r in records} == {lelp.SELECTED}
-    assert len(lelp.accuracy_by_subclasses(runs).query("method == 'LELP'")) == 2 * 2  # one row per S and seed
+def _plan():
+    return lelp.TaskPlan({"kind": "toy", "dataset": "toy"}, dict(epochs=2, batch_size=32, lr=1e-2, patience=None), lelp.METHODS)
 
 
-def test_gain_shrinks_matches_a_hand_computation():
-    def recs(task, diffs):
-        out = []
-        for seed, d in enumerate(diffs):
-            out += [Record(task, "LELP", lelp.SELECTED, seed, "test_accuracy", 0.5 + d), Record(task, "vanilla KD", lelp.SELECTED, seed, "test_accuracy", 0.5)]
-        return out
-
-    records = recs("few", [0.03, 0.02, 0.04]) + recs("many", [0.0, 0.01, -0.01])
-    result = lelp.gain_shrinks(records, ["few"], "many")
-    assert result["shrink"] == pytest.approx(0.03)
-    assert result["ci_low"] > 0
-    assert np.isclose(result["few_class_gain"], 0.03) and np.isclose(result["many_class_gain"], 0.0)
-
-
-def test_grid_rejects_bad_values():
-    with pytest.raises(ValueError, match="S >= 2"):
-        lelp.Grid(temperatures=(1.0,), subclasses=(1, 2), betas=(1.0,))
-    with pytest.raises(ValueError, match="non-empty"):
-        lelp.Grid(temperatures=(), subclasses=(2,), betas=(1.0,))
+def test_stages_fix_tau_then_lelp_fixes_its_ablations(monkeypatch):
+    monkeypatch.setattr(lelp, "build_task", lambda spec: _task())
+    grid = lelp.Grid(temperatures=(1.0, 4.0), subclasses=(2, 3), betas=(0.25, 1.0))
+    first = lelp.stage_variants(_plan(), grid, "tau")
+    assert [v["method"] for v in first] == ["labels only", "vanilla KD", "vanilla KD"]
+    earlier = pd.DataFrame([{"task": "toy", **v, "setting": lelp.Variant(**v).label, "val_accuracy": acc} for v, acc in zip(first, [0.5, 0.6, 0.7])])
+    sweep = [lelp.Variant(**v) for v in lelp.stage_variants(_plan(), grid, "sweep", earlier)]
+    assert {v.temperature for v in sweep} == {4.0} and {v.method for v in sweep} == {"LELP"} and len(sweep) == 4
+    rows = pd.DataFrame([{"task": "toy", **asdict_(v), "setting": v.label, "val_accuracy": 0.9 if (v.subclasses, v.beta) == (3, 0.25) else 0.5}
+                         for v in sweep])
+    chosen = {v["method"]: lelp.Variant(**v) for v in lelp.chosen_variants(pd.concat([earlier, rows]), lelp.METHODS, num_fine=2)}
+    assert chosen["LELP"] == lelp.Variant("LELP", 3, 0.25, 4.0)
+    assert (chosen["random projections"].subclasses, chosen["random projections"].beta) == (3, 0.25)
+    assert chosen["head-matched KD"].subclasses == chosen["k-means"].subclasses == 3 and chosen[lelp.ORACLE_UNIFORM].subclasses == 2
+    assert chosen["labels only"].temperature == 1.0 and {v.temperature for m, v in chosen.items() if m != "labels only"} == {4.0}
+    with pytest.raises(ValueError, match="stage must be"):
+        lelp.stage_variants(_plan(), grid, "controls", earlier)
 
 
-def test_difference_table_and_validation_landscape():
-    records = []
-    for seed, (a, b) in enumerate([(0.60, 0.50), (0.62, 0.50), (0.61, 0.50)]):
-        records += [Record("t", "LELP", lelp.SELECTED, seed, "test_accuracy", a), Record("t", "vanilla KD", lelp.SELECTED, seed, "test_accuracy", b)]
-    from kdlib.results import difference_table
+def asdict_(variant):
+    from dataclasses import asdict
 
-    table = difference_table(records, [("LELP", "vanilla KD"), ("LELP", "k-means")], ["t"], pooled=["t"])
-    assert table.loc["LELP − vanilla KD", "t"].startswith("+11.00 [")
-    assert table.loc["LELP − k-means", "t"] == ""  # k-means never ran: the cell stays empty
-    runs = pd.DataFrame(
-        {"task": "t", "method": "LELP", "setting": ["a", "a", "b", "b"], "val_accuracy": [0.5, 0.7, 0.9, 0.9]}
-    )
-    landscape = lelp.validation_landscape(runs)
-    assert landscape.loc["t", "chosen"] == "b"
-    assert landscape.loc["t", "val spread over grid (pp)"] == pytest.approx(30.0)
-    assert landscape.loc["t", "within one std of the best"] == 1
+    return asdict(variant)
+
+
+def test_train_cell_trains_every_variant_in_one_stack(monkeypatch):
+    monkeypatch.setattr(lelp, "build_task", lambda spec: _task())
+    variants = [asdict_(_variant(m)) for m in ("vanilla KD", "head-matched KD", "LELP", "uniform split")]
+    rows = lelp.train_cell({"kind": "toy"}, variants, 0, dict(epochs=2, batch_size=32, lr=1e-2, patience=None))
+    assert [r["method"] for r in rows] == ["vanilla KD", "head-matched KD", "LELP", "uniform split"]
+    assert math.isnan(rows[0]["split_entropy"]) and math.isnan(rows[1]["split_entropy"])
+    assert rows[3]["split_entropy"] == pytest.approx(1.0) and 0 < rows[2]["split_entropy"] < 1
+    assert all(0 <= r["test_accuracy"] <= 1 for r in rows)
+
+
+def _records(diffs: dict) -> pd.DataFrame:
+    """Records of every method on every claims task: method accuracy = 0.7 + diffs.get((task, method), 0) per seed."""
+    out = []
+    for task in (*claims.FEW_CLASS, claims.MANY_CLASS):
+        for seed in range(4):
+            for method in lelp.METHODS:
+                value = 0.7 + diffs.get((task, method), 0.0) + 0.001 * (seed % 2) * (method == "LELP")
+                for metric in ("test_accuracy", "val_accuracy"):
+                    out.append(Record(task, method, lelp.SELECTED, seed, metric, value))
+    return to_frame(out)
+
+
+def test_claims_grade_on_synthetic_records():
+    gain = {(t, "LELP"): 0.02 for t in claims.FEW_CLASS} | {(t, lelp.ORACLE_UNIFORM): 0.03 for t in claims.BINARISED}
+    gain |= {(t, lelp.ORACLE_CENTROID): 0.03 for t in claims.BINARISED}
+    evidence, gates = claims.evidence(_records(gain))
+    verdicts = {v.declaration.id: v for v in grade(claims.DECLARATIONS, evidence, gates)}
+    assert verdicts["lelp-beats-kd"].verdict == "reproduced" and verdicts["lelp-beats-kd"].estimate == pytest.approx(2.05, abs=0.01)
+    assert verdicts["gain-fades-with-classes"].verdict == "reproduced"  # 10-class LELP = KD
+    assert verdicts["oracle-geq-lelp"].verdict == "reproduced"
+    flat, flat_gates = claims.evidence(_records({}))
+    verdicts = {v.declaration.id: v for v in grade(claims.DECLARATIONS, flat, flat_gates)}
+    assert verdicts["gain-fades-with-classes"].verdict == "not testable here"  # LELP does not beat KD on the few-class tasks
+    assert verdicts["lelp-beats-kd"].gated_out == claims.BINARISED  # no oracle headroom: only the text task is left
+
+
+def test_declared_plan_matches_the_pilot_rule():
+    plan = claims.PLAN
+    assert plan.replicates == claims.R <= claims.CAP and plan.n_pilot == len(lelp.PILOT_SEEDS)
+    assert all(c.replicates == plan.replicates for c in claims.DECLARATIONS.claims)

@@ -8,6 +8,8 @@ is split over its slots:
 * :func:`subclass_targets`: softmax of per-slot scores at temperature beta (LELP, random projections;
   ``beta = inf`` is the uniform split);
 * :func:`assignment_targets`: all of p_c on one slot (k-means pseudo-subclasses, oracle subclasses).
+
+:func:`split_entropy` measures how sharp a split is (0: one slot, 1: uniform).
 """
 
 from __future__ import annotations
@@ -46,6 +48,17 @@ def assignment_targets(class_probs: torch.Tensor, assignment: torch.Tensor, num_
         raise ValueError(f"assignments must lie in [0, {num_subclasses}), got range [{assignment.min()}, {assignment.max()}]")
     onehot = torch.nn.functional.one_hot(assignment.long(), num_subclasses).to(class_probs.dtype)
     return class_probs[:, :, None] * onehot
+
+
+def split_entropy(targets: torch.Tensor) -> float:
+    """The mean normalised entropy of the within-class split of (N, C, S) targets: ``sum_c p_c H(t_c / p_c) / log S``
+    averaged over examples (0: all of a class's mass on one slot, 1: the uniform split)."""
+    if targets.ndim != 3 or targets.shape[2] < 2:
+        raise ValueError(f"need (N, C, S) targets with S >= 2, got shape {tuple(targets.shape)}")
+    mass = targets.sum(2, keepdim=True)
+    split = targets / mass.clamp_min(1e-12)
+    entropy = -(split * split.clamp_min(1e-12).log()).sum(2)  # (N, C)
+    return float((mass[..., 0] * entropy).sum(1).mean() / math.log(targets.shape[2]))
 
 
 def kmeans(points: torch.Tensor, k: int, seed: int, iterations: int = 50) -> torch.Tensor:
@@ -164,3 +177,19 @@ def oracle_subclasses(teacher_logits: torch.Tensor, embeddings: torch.Tensor, la
     assignment = nearest_centroid(embeddings, centroids)
     assignment[torch.arange(len(assignment)), labels] = fine
     return SubclassTargets(assignment_targets(probs, assignment, subclasses))
+
+
+@register_objective("oracle_uniform_other")
+def oracle_uniform_other(teacher_logits: torch.Tensor, labels: torch.Tensor, fine: torch.Tensor, subclasses: int,
+                         temperature: float = 1.0) -> SubclassTargets:
+    """The true subclass (``fine``, its index within the class) gets the own class's p_c; every other class's p_c is
+    spread evenly over its S slots (a clustering of each class's own examples says nothing about the others)."""
+    probs = torch.softmax(teacher_logits.float() / temperature, dim=1)
+    if labels.shape != probs.shape[:1] or fine.shape != labels.shape:
+        raise ValueError(f"labels and fine must be (N,) = ({len(probs)},), got {tuple(labels.shape)} and {tuple(fine.shape)}")
+    if fine.min() < 0 or fine.max() >= subclasses:
+        raise ValueError(f"fine labels must lie in [0, {subclasses}), got range [{fine.min()}, {fine.max()}]")
+    split = torch.full((*probs.shape, subclasses), 1.0 / subclasses)
+    rows = torch.arange(len(labels))
+    split[rows, labels] = torch.nn.functional.one_hot(fine.long(), subclasses).float()
+    return SubclassTargets(probs[:, :, None] * split)

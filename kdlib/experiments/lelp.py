@@ -1,39 +1,57 @@
 """Notebook 01 (LELP): few-class distillation tasks, the compared subclass targets, and the selection protocol.
 
-A :class:`SubclassTask` holds a trained teacher's outputs on a *transfer set* (the student's only training signal),
-the teacher's embeddings of its own training examples (to fit projections and clusters), a labelled validation
-split (early stopping and every hyper-parameter choice) and the test split (reported, never selected on).
+A :class:`~kdlib.tasks.SubclassTask` holds a trained teacher's outputs on a *transfer set* (the student's only
+training signal), the teacher's embeddings of its own training examples (to fit projections and clusters), a
+labelled validation split (early stopping and every hyper-parameter choice) and the test split (reported, never
+selected on). Students are convolutional (a small CNN on images, a token CNN on word pieces), stacked through the
+engine: every variant of a cell trains in one stack, from the same initial weights and batches.
 
-Every method trains the same MLP student from scratch on the transfer set with one cross-entropy (alpha = 0):
+Every method trains the same student from scratch on the transfer set with one cross-entropy (alpha = 0):
 
 * class-level targets on C outputs: labels only, vanilla KD (teacher at temperature tau);
 * class-level targets on a C*S head: head-matched KD (the subclass head, trained on KD's class probabilities);
 * subclass targets on a C*S head: LELP, LELP without the null-space step, random projections, the uniform split,
-  k-means pseudo-subclasses, oracle subclasses (true fine labels).
+  k-means pseudo-subclasses, and two oracles built from the true fine labels (own class: the true subclass; the other
+  class: its nearest true-subclass centroid, or its mass spread evenly over its slots).
 
-Protocol (:func:`run_experiment`), chosen on validation accuracy averaged over seeds:
-stage 1 picks vanilla KD's tau; stage 2 sweeps S (and beta) at that tau for the subclass methods; stage 3 runs
-the controls that isolate LELP's projections (random directions, no null space) at LELP's chosen S over the beta grid.
+Protocol, fixed before the main run: on one *selection* replicate, stage ``tau`` picks vanilla KD's temperature and
+stage ``sweep`` picks LELP's S and beta at that tau (best validation accuracy). The other methods are LELP's
+ablations at its chosen setting: head-matched KD, the uniform split and k-means at LELP's S, random projections and
+LELP without the null space at LELP's S and beta, the oracles at the true number of subclasses, all at KD's tau.
+The pilot replicates (KD and LELP only: the power rule's spread) and the main replicates train the chosen variants.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from functools import lru_cache
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from kdlib.cache import Cache
 from kdlib.distill import get_objective
-from kdlib.models.stacked import StackedMLP
-from kdlib.results import Record, per_seed_differences, welch_difference
+from kdlib.distill.subclass import split_entropy
+from kdlib.grid import run_grid
+from kdlib.models import STUDENT_CNN
+from kdlib.profiles import pick
+from kdlib.results import Record, paired_estimates
 from kdlib.tasks import SubclassTask, subclass_text_task, subclass_vision_task
 from kdlib.train import TrainConfig, TrainSet, accuracy, fit, set_seed
 
-EXPERIMENT_VERSION = 2
-vision_task, text_task = subclass_vision_task, subclass_text_task
+PROTOCOL_VERSION = 3  # bump when a choice the cells' arguments do not name changes
+ORACLE_UNIFORM, ORACLE_CENTROID = "oracle, uniform other class", "oracle, nearest other centroid"
+METHODS = ("labels only", "vanilla KD", "head-matched KD", "LELP", "LELP w/o null space", "random projections", "uniform split", "k-means",
+           ORACLE_UNIFORM, ORACLE_CENTROID)
+SUBCLASS_METHODS = METHODS[3:]
+BETA_METHODS = ("LELP", "LELP w/o null space", "random projections")
+SELECTION_SEED = 1000  # the replicate that chooses tau, S and beta (never reused in a claim)
+PILOT_SEEDS = (1001, 1002, 1003)  # the pilot's replicates at the chosen settings (the power rule's spread; never reused)
+PILOT_METHODS = ("vanilla KD", "LELP")
+TEXT_METHODS = ("labels only", "vanilla KD", "head-matched KD", "LELP", "random projections", "uniform split")  # fewer: a secondary setting
+MANY_CLASS_METHODS = ("vanilla KD", "head-matched KD", "LELP")
 
 
 # --- the compared targets ---------------------------------------------------------------------------------------
@@ -45,6 +63,14 @@ class Variant:
     subclasses: int = 1
     beta: float | None = None
     temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; available: {', '.join(METHODS)}")
+        if (self.beta is None) == (self.method in BETA_METHODS):
+            raise ValueError(f"{self.method!r} {'needs' if self.method in BETA_METHODS else 'takes no'} beta, got {self.beta}")
+        if (self.subclasses > 1) != (self.method in SUBCLASS_METHODS or self.method == "head-matched KD"):
+            raise ValueError(f"{self.method!r} with S = {self.subclasses}: subclass heads need S >= 2, class heads S = 1")
 
     @property
     def label(self) -> str:
@@ -59,69 +85,71 @@ def objective_spec(task: SubclassTask, variant: Variant, seed: int) -> dict:
     probs = torch.softmax(task.logits_transfer / variant.temperature, dim=1)
     teacher = {"teacher_logits": task.logits_transfer, "temperature": variant.temperature}
     fit_data = {"embeddings": task.embeddings_transfer, "fit_embeddings": task.embeddings_fit, "fit_labels": task.y_fit}
+    lelp = {"name": "lelp", **teacher, **fit_data, "head_weight": task.head_weight, "subclasses": variant.subclasses, "beta": variant.beta,
+            "seed": seed}
+    if variant.method in (ORACLE_UNIFORM, ORACLE_CENTROID) and task.fine_fit is None:
+        raise ValueError(f"task {task.name!r} has no finer labels for oracle subclasses")
     specs = {
         "labels only": lambda: {"name": "class_targets", "targets": torch.nn.functional.one_hot(task.y_transfer, task.num_classes).float()},
         "vanilla KD": lambda: {"name": "class_targets", "targets": probs},
         "head-matched KD": lambda: {"name": "class_targets", "targets": probs},
-        "LELP": lambda: {"name": "lelp", **teacher, **fit_data, "head_weight": task.head_weight, "subclasses": variant.subclasses,
-                         "beta": variant.beta, "seed": seed},
-        "LELP w/o null space": lambda: {**specs["LELP"](), "null_space": False},
-        "random projections": lambda: {**specs["LELP"](), "directions": "random"},
+        "LELP": lambda: lelp,
+        "LELP w/o null space": lambda: {**lelp, "null_space": False},
+        "random projections": lambda: {**lelp, "directions": "random"},
         "uniform split": lambda: {"name": "uniform_split", **teacher, "subclasses": variant.subclasses},
         "k-means": lambda: {"name": "kmeans_subclasses", **teacher, **fit_data, "subclasses": variant.subclasses, "seed": seed},
-        "oracle subclasses": lambda: _oracle_spec(task, variant, teacher, fit_data),
+        ORACLE_CENTROID: lambda: {"name": "oracle_subclasses", **teacher, **fit_data, "labels": task.y_transfer, "fine": task.fine_transfer,
+                                  "fit_fine": task.fine_fit, "subclasses": variant.subclasses},
+        ORACLE_UNIFORM: lambda: {"name": "oracle_uniform_other", **teacher, "labels": task.y_transfer, "fine": task.fine_transfer,
+                                 "subclasses": variant.subclasses},
     }
-    if variant.method not in specs:
-        raise ValueError(f"unknown method {variant.method!r}; available: {', '.join(METHODS)}")
     return specs[variant.method]()
 
 
-def _oracle_spec(task: SubclassTask, variant: Variant, teacher: dict, fit_data: dict) -> dict:
-    """True fine labels for an example's own class; the nearest true-subclass centroid for the other classes."""
-    if task.fine_fit is None:
-        raise ValueError(f"task {task.name!r} has no finer labels for oracle subclasses")
-    return {"name": "oracle_subclasses", **teacher, **fit_data, "labels": task.y_transfer, "fine": task.fine_transfer, "fit_fine": task.fine_fit,
-            "subclasses": variant.subclasses}
+# --- tasks and the grid cell ------------------------------------------------------------------------------------
+@lru_cache(maxsize=4)
+def _build(spec_json: str) -> SubclassTask:
+    spec = json.loads(spec_json)
+    if spec["kind"] == "vision":
+        return subclass_vision_task(spec["dataset"], spec["labels"], spec["teachers"], spec["n_transfer"], spec["n_fit"], spec["n_val"],
+                                    student={k: tuple(v) if isinstance(v, list) else v for k, v in spec["student"].items()})
+    if spec["kind"] == "text":
+        return subclass_text_task(spec["dataset"], spec["teachers"], spec["n_transfer"], spec["n_fit"], spec["vocabulary"], student=spec["student"])
+    raise ValueError(f"task kind must be 'vision' or 'text', got {spec['kind']!r}")
 
 
-METHODS = ("labels only", "vanilla KD", "head-matched KD", "LELP", "LELP w/o null space", "random projections", "uniform split", "k-means",
-           "oracle subclasses")
+def build_task(spec: Mapping[str, Any]) -> SubclassTask:
+    """The task a plain-data spec names (built once per process; teachers and features come from the cache)."""
+    return _build(json.dumps(dict(spec), sort_keys=True))
 
 
-# --- training -------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StudentRecipe:
-    """The MLP student (one hidden layer) and its optimisation."""
-
-    hidden: int
-    train: TrainConfig
-
-
-def train_students(task: SubclassTask, variants: Sequence[Variant], seed: int, recipe: StudentRecipe, cache: Cache | None = None) -> pd.DataFrame:
-    """Train one student per variant (stacked, same initialisation and batches); cached per (task, variants, seed)."""
+def train_cell(spec: dict, variants: list[dict], seed: int, train: dict) -> list[dict]:
+    """One grid cell: every variant's student on one task and replicate, as one stack; one row per variant with its
+    validation / test accuracy, best step and the normalised entropy of its targets' within-class split."""
     if not variants:
         raise ValueError("no variants to train")
-    key = {"task": task.fingerprint(), "variants": [asdict(v) for v in variants], "seed": seed, "recipe": recipe}
+    task = build_task(spec)
+    chosen = [Variant(**v) for v in variants]
+    objectives = [get_objective(**objective_spec(task, v, seed)) for v in chosen]
+    set_seed(seed)
+    stack = task.make_stack([v.subclasses for v in chosen], seed)
+    history = fit(stack, objectives, TrainSet(task.x_transfer, task.y_transfer), config=TrainConfig(**train), seed=seed,
+                  val=(task.x_val, task.y_val), desc=f"{task.name} s{seed}", progress=False)
+    test = accuracy(stack, task.x_test, task.y_test)
+    rows = []
+    for m, (variant, objective) in enumerate(zip(chosen, objectives)):
+        targets = objective.targets
+        entropy = split_entropy(targets) if targets.ndim == 3 and targets.shape[2] > 1 else math.nan
+        rows.append({"task": task.name, **asdict(variant), "setting": variant.label, "val_accuracy": float(history.best_val_accuracy[m]),
+                     "test_accuracy": float(test[m]), "best_step": int(history.best_step[m]), "steps": int(history.steps),
+                     "split_entropy": entropy, "seconds": float(history.seconds)})
+    return rows
 
-    def compute() -> list[dict]:
-        objectives = [get_objective(**objective_spec(task, variant, seed)) for variant in variants]
-        set_seed(seed)
-        model = StackedMLP(task.in_dim, recipe.hidden, task.num_classes, [v.subclasses for v in variants], seed)
-        history = fit(model, objectives, TrainSet(task.x_transfer, task.y_transfer), config=recipe.train, seed=seed, val=(task.x_val, task.y_val),
-                      progress=False)
-        test = accuracy(model, task.x_test, task.y_test)
-        return [
-            {**asdict(v), "setting": v.label, "seed": seed, "val_accuracy": float(history.best_val_accuracy[m]),
-             "test_accuracy": float(test[m]), "best_step": int(history.best_step[m]), "steps": history.steps}
-            for m, v in enumerate(variants)
-        ]
 
-    return pd.DataFrame((cache or Cache()).get_or_compute("lelp_students", key, compute))
-
-
+# --- the profile's settings -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Grid:
-    """The hyper-parameter grids searched on validation."""
+    """The hyper-parameter grids searched on the selection replicate's validation accuracy."""
 
     temperatures: tuple[float, ...]
     subclasses: tuple[int, ...]
@@ -134,92 +162,193 @@ class Grid:
             raise ValueError(f"need temperatures > 0, betas > 0 and S >= 2, got {self}")
 
 
+@dataclass(frozen=True)
+class TaskPlan:
+    """One task of the notebook: its spec, its students' optimisation, and the methods it runs."""
+
+    spec: Mapping[str, Any]
+    train: Mapping[str, Any]
+    methods: tuple[str, ...]
+    settings_from: str | None = None  # a task that takes another task's chosen settings instead of a selection of its own
+
+    @property
+    def key(self) -> str:
+        return f"{self.spec['dataset']} {self.spec.get('labels', 'text')}"
+
+
+@dataclass(frozen=True)
+class LelpSettings:
+    """The numbers of one profile: the tasks, the grid, the replicates."""
+
+    tasks: tuple[TaskPlan, ...]
+    grid: Grid
+    replicates: int
+    pilot_seeds: tuple[int, ...]
+
+
+def settings(profile: str, replicates: int) -> LelpSettings:
+    """The settings of ``profile``; ``replicates`` is the declared number (the quick profile runs 2)."""
+    train = lambda epochs: dict(epochs=epochs, batch_size=128, lr=3e-3, weight_decay=1e-4, patience=None, cosine=True)  # noqa: E731
+    vision_train, text_train = pick(profile, {"quick": (train(2), train(2)), "full": (train(6), train(3))})
+    sizes = pick(profile, {"quick": dict(n_transfer=1000, n_fit=1500, n_val=500, text_transfer=800, vocabulary=2000),
+                           "full": dict(n_transfer=10_000, n_fit=20_000, n_val=2000, text_transfer=20_000, vocabulary=8000)})
+    vision = lambda dataset, labels: {"kind": "vision", "dataset": dataset, "labels": labels, "teachers": profile, "n_transfer": sizes["n_transfer"],  # noqa: E731
+                                      "n_fit": sizes["n_fit"], "n_val": sizes["n_val"], "student": dict(STUDENT_CNN)}
+    text = {"kind": "text", "dataset": "sst2", "teachers": profile, "n_transfer": sizes["text_transfer"], "n_fit": sizes["text_transfer"],
+            "vocabulary": sizes["vocabulary"], "student": {"embed_dim": 32, "filters": 64, "hidden": 32, "kernel": 3}}
+    tasks = (
+        TaskPlan(vision("cifar10", "mod2"), vision_train, METHODS),
+        TaskPlan(vision("fashion_mnist", "mod2"), vision_train, METHODS),
+        TaskPlan(text, text_train, TEXT_METHODS),
+        TaskPlan(vision("fashion_mnist", "fine"), vision_train, MANY_CLASS_METHODS, settings_from="fashion_mnist mod2"),
+    )
+    grid = pick(profile, {"quick": Grid(temperatures=(1.0, 4.0), subclasses=(2,), betas=(0.25, 1.0)),
+                          "full": Grid(temperatures=(1.0, 2.0, 4.0), subclasses=(5, 10), betas=(0.0625, 0.25, 1.0))})
+    return LelpSettings(tasks, grid, pick(profile, {"quick": 2, "full": replicates}), PILOT_SEEDS[:pick(profile, {"quick": 2, "full": 3})])
+
+
+# --- selection ---------------------------------------------------------------------------------------------------
 def select(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per method, the setting with the highest validation accuracy averaged over seeds (its per-seed rows)."""
-    mean_val = runs.groupby(["method", "setting"], sort=False)["val_accuracy"].mean().reset_index()
-    best = mean_val.loc[mean_val.groupby("method", sort=False)["val_accuracy"].idxmax(), ["method", "setting"]]
-    return runs.merge(best, on=["method", "setting"])
+    """Per (task, method), the setting with the highest validation accuracy averaged over its rows' seeds."""
+    mean_val = runs.groupby(["task", "method", "setting"], sort=False)["val_accuracy"].mean().reset_index()
+    best = mean_val.loc[mean_val.groupby(["task", "method"], sort=False)["val_accuracy"].idxmax(), ["task", "method", "setting"]]
+    return runs.merge(best, on=["task", "method", "setting"])
 
 
-def run_experiment(task: SubclassTask, grid: Grid, seeds: Sequence[int], recipe: StudentRecipe, cache: Cache | None = None) -> pd.DataFrame:
-    """All runs of the three-stage protocol (see the module docstring), one row per (variant, seed)."""
-    if not seeds:
-        raise ValueError("need at least one seed")
+def _chosen(runs: pd.DataFrame, method: str) -> pd.Series:
+    return select(runs[runs.method == method]).iloc[0]
 
-    def stage(name: str, variants: list[Variant]) -> pd.DataFrame:
-        frames = [train_students(task, variants, seed, recipe, cache) for seed in tqdm(seeds, desc=f"{task.name}: {name}", leave=False)]
-        return pd.concat(frames, ignore_index=True).assign(stage=name)
 
-    first = stage("1 labels / KD", [Variant("labels only")] + [Variant("vanilla KD", temperature=t) for t in grid.temperatures])
-    tau = float(select(first).query("method == 'vanilla KD'")["temperature"].iloc[0])
-    sweep = [Variant(m, s, temperature=tau) for s in grid.subclasses for m in ("head-matched KD", "uniform split", "k-means")]
-    sweep += [Variant("LELP", s, b, tau) for s in grid.subclasses for b in grid.betas]
-    if task.fine_fit is not None:
-        sweep.append(Variant("oracle subclasses", task.num_fine, temperature=tau))
-    second = stage("2 S sweep", sweep)
-    chosen_s = int(select(second).query("method == 'LELP'")["subclasses"].iloc[0])
-    controls = [Variant(m, chosen_s, b, tau) for m in ("random projections", "LELP w/o null space") for b in grid.betas]
-    third = stage("3 controls", controls)
-    return pd.concat([first, second, third], ignore_index=True).assign(task=task.name)
+def stage_variants(plan: TaskPlan, grid: Grid, stage: str, earlier: pd.DataFrame | None = None) -> list[dict]:
+    """The variants of one selection stage: ``tau`` (labels only and vanilla KD over the temperatures), then ``sweep``
+    (LELP over S x beta at the tau chosen in ``earlier``, this task's rows of the first stage)."""
+    if stage == "tau":
+        labels = [Variant("labels only")] if "labels only" in plan.methods else []
+        return [asdict(v) for v in labels + [Variant("vanilla KD", temperature=t) for t in grid.temperatures]]
+    if stage == "sweep":
+        tau = float(_chosen(earlier, "vanilla KD").temperature)
+        return [asdict(Variant("LELP", s, b, tau)) for s in grid.subclasses for b in grid.betas]
+    raise ValueError(f"stage must be 'tau' or 'sweep', got {stage!r}")
+
+
+def chosen_variants(selection: pd.DataFrame, methods: Sequence[str], num_fine: int | None) -> list[dict]:
+    """Every method's variant from the selection replicate's choices (one task's rows): KD's tau for all, LELP's S and
+    beta for its ablations, the true number of subclasses for the oracles."""
+    tau = float(_chosen(selection, "vanilla KD").temperature)
+    best = _chosen(selection, "LELP")
+    s, beta = int(best.subclasses), float(best.beta)
+    variants = {
+        "labels only": Variant("labels only"), "vanilla KD": Variant("vanilla KD", temperature=tau),
+        "head-matched KD": Variant("head-matched KD", s, temperature=tau), "uniform split": Variant("uniform split", s, temperature=tau),
+        "k-means": Variant("k-means", s, temperature=tau),
+        **{m: Variant(m, s, beta, tau) for m in BETA_METHODS},
+        **({m: Variant(m, num_fine, temperature=tau) for m in (ORACLE_UNIFORM, ORACLE_CENTROID)} if num_fine else {}),
+    }
+    return [asdict(variants[m]) for m in methods]
+
+
+def transferred_variants(chosen: list[dict], methods: Sequence[str]) -> list[dict]:
+    """The variants of a task that takes another task's chosen settings (same S, beta and tau)."""
+    by_method = {v["method"]: v for v in chosen}
+    return [by_method[m] for m in methods]
+
+
+def cells(plan: TaskPlan, variants: list[dict], seeds: Sequence[int]) -> list[dict]:
+    """The grid cells of one task: one per seed, every variant in one stack."""
+    return [{"spec": dict(plan.spec), "variants": variants, "seed": int(seed), "train": dict(plan.train)} for seed in seeds]
+
+
+def _grid(experiment: str, plan: TaskPlan, variants: list[dict], seeds: Sequence[int], progress: bool) -> pd.DataFrame:
+    context = {"version": PROTOCOL_VERSION, "task": build_task(plan.spec).fingerprint()}  # the teacher and the data, beyond the spec
+    frame = run_grid(train_cell, experiment=experiment, cells=cells(plan, variants, seeds), context=context, progress=progress)
+    return frame.drop(columns=["spec", "variants", "train"])
+
+
+def run_selection(chosen: LelpSettings, progress: bool = True) -> pd.DataFrame:
+    """The three selection stages on the selection replicate, for every task that selects its own settings."""
+    frames = []
+    for plan in chosen.tasks:
+        if plan.settings_from is not None:
+            continue
+        earlier = None
+        for stage in ("tau", "sweep"):
+            variants = stage_variants(plan, chosen.grid, stage, earlier)
+            earlier = pd.concat([earlier, _grid("lelp selection", plan, variants, [SELECTION_SEED], progress).assign(stage=stage)])
+        frames.append(earlier.assign(key=plan.key))
+    return pd.concat(frames, ignore_index=True)
+
+
+def chosen_by_task(chosen: LelpSettings, selection: pd.DataFrame) -> dict[str, list[dict]]:
+    """Every task's variants for the pilot and the main run: its own validation choices, or another task's."""
+    own = {plan.key: chosen_variants(selection[selection.key == plan.key], plan.methods, build_task(plan.spec).num_fine)
+           for plan in chosen.tasks if plan.settings_from is None}
+    return {plan.key: own[plan.key] if plan.settings_from is None else transferred_variants(own[plan.settings_from], plan.methods)
+            for plan in chosen.tasks}
+
+
+def run_replicates(chosen: LelpSettings, variants: Mapping[str, list[dict]], seeds: Sequence[int], experiment: str,
+                   methods: Sequence[str] | None = None, transferred: bool = True, progress: bool = True) -> pd.DataFrame:
+    """Every task's chosen variants (only ``methods`` if given) on ``seeds``; ``transferred=False`` leaves out the tasks
+    that take another task's settings."""
+    frames = []
+    for plan in chosen.tasks:
+        if plan.settings_from is not None and not transferred:
+            continue
+        todo = [v for v in variants[plan.key] if methods is None or v["method"] in methods]
+        frames.append(_grid(experiment, plan, todo, seeds, progress))
+    return pd.concat(frames, ignore_index=True)
 
 
 # --- reporting ------------------------------------------------------------------------------------------------
 SELECTED = "validation-selected"
 
 
-def selected_records(runs: pd.DataFrame) -> list[Record]:
-    """Test and validation accuracy of every method's validation-selected setting, per task and seed.
-
-    The records' ``setting`` is :data:`SELECTED` for every method, so seeds pair across methods.
-    """
-    records = []
-    for _task, task_runs in runs.groupby("task", sort=False):
-        for row in select(task_runs).itertuples():
-            for metric in ("test_accuracy", "val_accuracy"):
-                records.append(Record(row.task, row.method, SELECTED, int(row.seed), metric, float(getattr(row, metric))))
-    return records
+def to_records(runs: pd.DataFrame) -> list[Record]:
+    """Test and validation accuracy of every (task, method, replicate); replicates pair across methods within a task."""
+    return [Record(row.task, row.method, SELECTED, int(row.seed), metric, float(getattr(row, metric)))
+            for row in runs.itertuples() for metric in ("test_accuracy", "val_accuracy")]
 
 
-def chosen_settings(runs: pd.DataFrame) -> pd.DataFrame:
-    """The setting validation chose for each task and method (rows: task, columns: method)."""
-    chosen = pd.concat([select(r).drop_duplicates(["method"]).assign(task=t) for t, r in runs.groupby("task", sort=False)])
-    return chosen.pivot(index="task", columns="method", values="setting").reindex(columns=[m for m in METHODS if m in set(chosen.method)])
+def chosen_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per task and method: the chosen setting and the normalised entropy of its split (1 = uniform)."""
+    first = runs.drop_duplicates(["task", "method"])
+    table = first.assign(entropy=first.split_entropy.map(lambda e: "" if pd.isna(e) else f"{e:.3f}"))
+    table = table.assign(chosen=[s if not e else f"{s} (H={e})" for s, e in zip(table.setting, table.entropy)])
+    return table.pivot(index="task", columns="method", values="chosen").reindex(columns=[m for m in METHODS if m in set(table.method)]).fillna("")
 
 
-def accuracy_by_subclasses(runs: pd.DataFrame) -> pd.DataFrame:
-    """Stage-2 test accuracy against S, beta chosen on validation separately for each (task, method, S)."""
-    sweep = runs[runs.stage == "2 S sweep"]
-    parts = [select(group).assign(task=task, S=s) for (task, s), group in sweep.groupby(["task", "subclasses"], sort=False)]
-    return pd.concat(parts, ignore_index=True)
+def selection_table(selection: pd.DataFrame, method: str = "LELP") -> pd.DataFrame:
+    """LELP's validation accuracy (%) over its S x beta grid on the selection replicate, with each setting's split
+    entropy: a choice at the grid's edge or on a flat top says little."""
+    rows = selection[(selection.method == method) & (selection.stage == "sweep")]
+    return rows.assign(val=100 * rows.val_accuracy).pivot_table(index=["task", "subclasses"], columns="beta", values=["val", "split_entropy"])
 
 
-def gain_shrinks(records: Sequence[Record], few_class: Sequence[str], many_class: str, method: str = "LELP", baseline: str = "vanilla KD") -> dict:
-    """Does ``method - baseline`` shrink from the few-class tasks to ``many_class``? Welch 95% CI of the change."""
-    few = per_seed_differences(records, method, baseline, few_class)
-    many = per_seed_differences(records, method, baseline, [many_class])
-    change = welch_difference(few, many)
-    return {"few_class_gain": few.mean(), "many_class_gain": many.mean(), "shrink": change["difference"], "ci_low": change["ci_low"], "ci_high": change["ci_high"]}
-
-
-def validation_landscape(runs: pd.DataFrame, method: str = "LELP") -> pd.DataFrame:
-    """How flat ``method``'s hyper-parameter grid is on validation, per task.
-
-    Columns: the chosen setting, the spread (best minus worst) of the seed-mean validation accuracy over the grid,
-    how many settings lie within one median seed std of the best (a flat top makes the choice a coin toss among
-    them), and that median std over seeds of one setting (pp).
-    """
+def headroom_table(records: pd.DataFrame, teacher_accuracy: Mapping[str, float]) -> pd.DataFrame:
+    """Per task, the room a better target has before any method is compared: teacher − KD on test, and each oracle's
+    paired gain over KD on validation (the headroom gate's measurement), in pp with 95 % intervals."""
+    test = records[(records.metric == "test_accuracy") & (records.method == "vanilla KD")].groupby("experiment").value.mean()
     rows = []
-    for task, group in runs[runs.method == method].groupby("task", sort=False):
-        per_setting = group.groupby("setting")["val_accuracy"].agg(["mean", "std"])
-        noise = per_setting["std"].median()
-        rows.append(
-            {
-                "task": task,
-                "settings": len(per_setting),
-                "chosen": per_setting["mean"].idxmax(),
-                "val spread over grid (pp)": 100 * (per_setting["mean"].max() - per_setting["mean"].min()),
-                "within one std of the best": int((per_setting["mean"] >= per_setting["mean"].max() - noise).sum()),
-                "median seed std (pp)": 100 * noise,
-            }
-        )
-    return pd.DataFrame(rows).set_index("task")
+    for task, kd in test.items():
+        row = {"task": task, "teacher (test %)": 100 * teacher_accuracy[task], "vanilla KD (test %)": 100 * kd,
+               "teacher − KD (pp)": 100 * (teacher_accuracy[task] - kd)}
+        for oracle in (ORACLE_UNIFORM, ORACLE_CENTROID):
+            have = set(records[records.experiment == task].method)
+            if oracle in have:
+                estimate = paired_estimates(records, oracle, "vanilla KD", [task], metric="val_accuracy")[task]
+                low, high = estimate.interval(0.95)
+                row[f"{oracle} − KD (val pp)"] = f"{estimate.mean:+.2f} [{low:+.2f}, {high:+.2f}]"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("task").fillna("-")
+
+
+def plain_rows(frame: pd.DataFrame) -> list[dict]:
+    """A frame's rows for a results file (missing values as None)."""
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def steps_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """Where the students' best validation step fell (a best step at the end says the budget was short)."""
+    share = runs.assign(at_end=runs.best_step >= 0.9 * runs.steps)
+    return share.groupby("task").agg(students=("method", "size"), steps=("steps", "max"), median_best_step=("best_step", "median"),
+                                     best_in_last_10pct=("at_end", "mean"))
