@@ -1,6 +1,6 @@
 """Time per student step of kdlib's training engine against a bare PyTorch loop (a benchmark, not a test).
 
-    python benchmarks/training_step.py [--repeats 7] [--steps 60] [--students 8]
+    python benchmarks/training_step.py [--repeats 7] [--steps 60] [--students 8] [--threads 2]
 
 Prints one JSON line: milliseconds per student step for a bare loop (one SmallCNN student, Fashion-MNIST-shaped
 input, batch 64, 2 threads, fused AdamW), ``kdlib.train.fit`` with that one student, 8 separate students (the bare
@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--students", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2; 1 when another job holds a core)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     x, y = data(args.steps)
     bare_loop(x, y), engine(x, y, 1), engine(x, y, args.students)  # warm-up (allocator, oneDNN kernels)
     times: dict[str, list[float]] = {"bare": [], "fit_1": [], "separate": [], "stack": []}
