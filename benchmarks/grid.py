@@ -1,6 +1,6 @@
 """Wall time of a grid run by the local engine and by Ray on a local cluster (a benchmark, not a test).
 
-    python benchmarks/grid.py [--cells 16] [--durations 0.05 0.5 2 5]
+    python benchmarks/grid.py [--cells 16] [--durations 0.01 0.05 0.2 0.5 2 5]
 
 Each cell is a real (tiny) training run whose length sets the cell's duration. For every duration the same grid runs
 cold (a fresh cache) on the local engine and on a local Ray cluster with this machine's CPUs; one JSON line per
@@ -50,12 +50,13 @@ def wall_time(engine: str, cells: int, seconds: float) -> float:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cells", type=int, default=16)
-    parser.add_argument("--durations", type=float, nargs="+", default=[0.05, 0.5, 2.0, 5.0])
+    parser.add_argument("--durations", type=float, nargs="+", default=[0.01, 0.05, 0.2, 0.5, 2.0, 5.0])
     args = parser.parse_args(argv)
     import ray
 
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, configure_logging=False)
     wall_time("ray", 2, 0.01)  # warm-up: the workers start once per cluster
+    wall_time("local", 1, 0.01)  # and the driver imports the cell's modules once
     lines = []
     for seconds in args.durations:
         local, remote = wall_time("local", args.cells, seconds), wall_time("ray", args.cells, seconds)
