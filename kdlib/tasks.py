@@ -22,7 +22,7 @@ from torch import nn
 from kdlib.cache import Cache, fingerprint
 from kdlib.data import load, semi_supervised_split
 from kdlib.distill import get_objective
-from kdlib.models import STUDENT_CNN, BagOfTokensStudent, CNNConfig, bag_of_tokens, build_vocabulary, cached_embeddings, load_tokenizer, tokenize_to_ids
+from kdlib.models import STUDENT_CNN, BagOfTokensStudent, CNNConfig, build_vocabulary, cached_embeddings, load_tokenizer, tokenize_to_ids
 from kdlib.models.stacked import Inputs, StackedCNN, StudentStack, as_stack
 from kdlib.models.token_cnn import StackedTokenCNN, remap_to_vocabulary
 from kdlib.teachers import (
@@ -285,6 +285,8 @@ class SemiSupervisedTask:
     x_test: Inputs
     y_test: torch.Tensor
     teacher_test: torch.Tensor
+    vocabulary_size: int | None = None  # token inputs: ids are < vocabulary_size (None: images or feature rows)
+    teacher_training: Mapping[str, float] = field(default_factory=dict, repr=False)  # epochs, best epoch, seconds (not in the fingerprint)
     _fingerprint: str | None = field(default=None, repr=False)
 
     @property
@@ -299,7 +301,8 @@ class SemiSupervisedTask:
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._fingerprint = fingerprint({k: v for k, v in self.__dict__.items() if k != "_fingerprint"} | {"version": TASK_VERSION})
+            content = {k: v for k, v in self.__dict__.items() if k not in ("_fingerprint", "teacher_training")}
+            self._fingerprint = fingerprint(content | {"version": TASK_VERSION})
         return self._fingerprint
 
     def training_set(self, teacher_pool: torch.Tensor | None = None) -> TrainSet:
@@ -321,13 +324,15 @@ class SemiSupervisedTask:
         confidence = self.teacher_unlabelled.max(1).values
         return {"task": self.name, "|L|": len(self.y_labelled), "|V|": len(self.y_val), "|U|": len(self.y_unlabelled),
                 "teacher acc (test)": self.teacher_accuracy("test"), "teacher acc (U)": self.teacher_accuracy("unlabelled"),
-                "mean teacher confidence (U)": confidence.mean().item()}
+                "mean teacher confidence (U)": confidence.mean().item(),
+                **{f"teacher {k.replace('_', ' ')}": v for k, v in self.teacher_training.items() if k != "seconds"}}
 
 
 def text_semisup_task(dataset: str, n_labelled: int, *, n_unlabelled: int, seed: int, profile: str = "full", n_validation: int = 500,
-                      vocabulary_size: int = 5000, teacher_steps: int = 400, cache: Cache | None = None) -> SemiSupervisedTask:
-    """A frozen-encoder teacher (cached sentence embeddings + an MLP head fitted to L) labels U; the student reads a
-    bag of U's most frequent tokens. The pool is the text teacher's training subset of ``profile``; test is its test set."""
+                      vocabulary_size: int = 8000, cache: Cache | None = None) -> SemiSupervisedTask:
+    """A frozen-encoder teacher (cached sentence embeddings + an MLP head fitted to L, early-stopped on V) labels U; the
+    student reads word-piece ids, restricted to U's ``vocabulary_size`` most frequent ones (a token-CNN student). The pool
+    is the text teacher's training subset of ``profile``; test is its test set."""
     cache = cache or Cache()
     recipe = text_recipe(dataset, profile)
     splits = text_splits(recipe)
@@ -336,28 +341,30 @@ def text_semisup_task(dataset: str, n_labelled: int, *, n_unlabelled: int, seed:
     split = semi_supervised_split(splits.train_labels, n_labelled=n_labelled, n_validation=n_validation, n_unlabelled=n_unlabelled, seed=seed)
     classes = load(dataset, "test").classes
     y_pool = torch.tensor(splits.train_labels)
-    teacher = few_label_text_teacher(sentences[split.labelled], y_pool[split.labelled], len(classes), recipe.hidden, teacher_steps, seed, cache)
+    teacher, training = few_label_text_teacher(sentences[split.labelled], y_pool[split.labelled], len(classes), recipe.hidden, seed,
+                                               validation=(sentences[split.validation], y_pool[split.validation]), cache=cache)
     probs = {name: torch.softmax(teacher_logits(teacher, x, cache), 1)
              for name, x in (("U", sentences[split.unlabelled]), ("V", sentences[split.validation]), ("test", test_sentences))}
     tokenizer = load_tokenizer(recipe.encoder)
     texts = lambda idx: [splits.train_texts[i] for i in idx]  # noqa: E731
-    vocabulary = build_vocabulary(tokenizer, texts(split.unlabelled), vocabulary_size)
-    bag = lambda t: bag_of_tokens(tokenizer, t, vocabulary)  # noqa: E731
+    vocabulary = build_vocabulary(tokenizer, texts(split.unlabelled), vocabulary_size, recipe.max_length)
+    ids = lambda t: remap_to_vocabulary(tokenize_to_ids(tokenizer, t, recipe.max_length), vocabulary, tokenizer.pad_token_id or 0)  # noqa: E731
     return SemiSupervisedTask(
         name=f"{dataset} |L|={n_labelled}", dataset=dataset, n_labelled=n_labelled, seed=seed, classes=classes,
-        x_labelled=bag(texts(split.labelled)), y_labelled=y_pool[split.labelled], x_unlabelled=bag(texts(split.unlabelled)),
-        y_unlabelled=y_pool[split.unlabelled], teacher_unlabelled=probs["U"], x_val=bag(texts(split.validation)),
-        y_val=y_pool[split.validation], teacher_val=probs["V"], x_test=bag(splits.test_texts), y_test=torch.tensor(splits.test_labels),
-        teacher_test=probs["test"],
+        x_labelled=ids(texts(split.labelled)), y_labelled=y_pool[split.labelled], x_unlabelled=ids(texts(split.unlabelled)),
+        y_unlabelled=y_pool[split.unlabelled], teacher_unlabelled=probs["U"], x_val=ids(texts(split.validation)),
+        y_val=y_pool[split.validation], teacher_val=probs["V"], x_test=ids(splits.test_texts), y_test=torch.tensor(splits.test_labels),
+        teacher_test=probs["test"], vocabulary_size=len(vocabulary) + 2, teacher_training=training,
     )
 
 
 def vision_semisup_task(dataset: str, n_labelled: int, *, n_unlabelled: int, seed: int, n_validation: int = 500,
                         recipe: FewLabelRecipe | None = None, teacher: Teacher | None = None, cache: Cache | None = None) -> SemiSupervisedTask:
-    """Split ``dataset``'s training set into L / V / U (stratified, by ``seed``), train the teacher on L, label U.
+    """Split ``dataset``'s training set into L / V / U (stratified, by ``seed``), train the teacher on L (early-stopped
+    on V), label U.
 
     With ``teacher`` (e.g. the shared teacher trained on the whole training set), that teacher labels U instead: a
-    clean-teacher control. Students read flattened pixels.
+    clean-teacher control. Students read the standardised images (N, C, H, W).
     """
     recipe = recipe or FewLabelRecipe(augment=dataset == "cifar10")
     cache = cache or Cache()
@@ -366,13 +373,15 @@ def vision_semisup_task(dataset: str, n_labelled: int, *, n_unlabelled: int, see
     inputs = {name: image_inputs(dataset, train.x[idx]) for name, idx in (("L", split.labelled), ("V", split.validation), ("U", split.unlabelled))}
     inputs["test"] = image_inputs(dataset, test.x)
     labels = {"L": train.y[split.labelled], "V": train.y[split.validation], "U": train.y[split.unlabelled], "test": test.y}
-    model = few_label_vision_teacher(dataset, split.labelled, recipe, seed, cache) if teacher is None else teacher
+    if teacher is None:
+        model, training = few_label_vision_teacher(dataset, split.labelled, recipe, seed, split.validation, cache)
+    else:
+        model, training = teacher, {}
     probs = {name: torch.softmax(teacher_logits(model, inputs[name], cache), 1) for name in ("U", "V", "test")}
-    flat = {name: x.flatten(1) for name, x in inputs.items()}
     y = {name: torch.tensor(np.asarray(v)) for name, v in labels.items()}
     return SemiSupervisedTask(
         name=f"{dataset} |L|={n_labelled}" + ("" if teacher is None else f" (teacher {teacher.name})"), dataset=dataset, n_labelled=n_labelled,
-        seed=seed, classes=train.classes, x_labelled=flat["L"], y_labelled=y["L"], x_unlabelled=flat["U"], y_unlabelled=y["U"],
-        teacher_unlabelled=probs["U"], x_val=flat["V"], y_val=y["V"], teacher_val=probs["V"], x_test=flat["test"], y_test=y["test"],
-        teacher_test=probs["test"],
+        seed=seed, classes=train.classes, x_labelled=inputs["L"], y_labelled=y["L"], x_unlabelled=inputs["U"], y_unlabelled=y["U"],
+        teacher_unlabelled=probs["U"], x_val=inputs["V"], y_val=y["V"], teacher_val=probs["V"], x_test=inputs["test"], y_test=y["test"],
+        teacher_test=probs["test"], teacher_training=training,
     )

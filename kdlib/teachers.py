@@ -282,65 +282,93 @@ def text_teacher(dataset: str, profile: str, encoder: str = "minilm-l6", cache: 
 # --- teachers trained on a few labels -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FewLabelRecipe:
-    """A teacher trained on a few labelled examples L for about ``steps`` AdamW steps (at least ``min_epochs``),
-    without early stopping: like a teacher fitted to few labels in practice, it ends confident on L and noisy, and
-    overconfident, elsewhere."""
+    """A teacher trained on a few labelled examples L to convergence: up to ``epochs`` passes over L (more for a tiny L,
+    so that every teacher gets at least ``min_steps`` updates), cosine decay, and early stopping on the labelled
+    validation set V after ``patience`` epochs without a better accuracy (the best epoch is kept). The schedule scales
+    with |L| (epochs, not a fixed step count), so a larger L buys a better teacher."""
 
-    steps: int = 800
-    min_epochs: int = 10
+    epochs: int = 60
+    min_steps: int = 1500
+    patience: int = 10
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 5e-4
     augment: bool = True
 
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.min_steps < 1 or self.patience < 1:
+            raise ValueError(f"epochs, min_steps and patience must be >= 1, got {self}")
+
     def config(self, n_labelled: int) -> TrainConfig:
-        epochs = max(self.min_epochs, math.ceil(self.steps / math.ceil(n_labelled / self.batch_size)))
-        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, patience=None, cosine=True)
+        steps_per_epoch = math.ceil(n_labelled / self.batch_size)
+        epochs = max(self.epochs, math.ceil(self.min_steps / steps_per_epoch))
+        patience = max(self.patience, math.ceil(self.patience * self.epochs / epochs))  # in epochs of the longer schedule: the same share
+        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, patience=patience, cosine=True)
 
 
 def few_label_recipe(dataset: str, profile: str) -> FewLabelRecipe:
-    """The few-label vision teacher of a profile: about 800 steps in full, 60 in quick; flip/crop on CIFAR-10."""
-    steps, min_epochs = pick(profile, {"quick": (60, 2), "full": (800, 3)})
-    return FewLabelRecipe(steps=steps, min_epochs=min_epochs, augment=dataset == "cifar10")
+    """The few-label vision teacher of a profile (flip/crop on CIFAR-10): up to 60 epochs and at least 1,500 updates in
+    full, 8 epochs and 60 updates in quick."""
+    epochs, min_steps, patience = pick(profile, {"quick": (8, 60, 3), "full": (60, 1500, 10)})
+    return FewLabelRecipe(epochs=epochs, min_steps=min_steps, patience=patience, augment=dataset == "cifar10")
 
 
-def few_label_vision_teacher(dataset: str, labelled: np.ndarray, recipe: FewLabelRecipe, seed: int, cache: Cache | None = None) -> nn.Module:
-    """The shared CNN architecture trained on the training-split examples ``labelled`` only (cached)."""
+def few_label_vision_teacher(dataset: str, labelled: np.ndarray, recipe: FewLabelRecipe, seed: int, validation: np.ndarray,
+                             cache: Cache | None = None) -> tuple[nn.Module, dict]:
+    """The shared CNN architecture trained on the training-split examples ``labelled`` only, early-stopped on the
+    examples ``validation`` (cached). Returns the model and its training record (epochs run, best epoch, seconds)."""
     cache = cache or Cache()
     train = load(dataset, "train")
-    key = {"dataset": dataset, "data": data_version(dataset), "labelled": np.asarray(labelled), "recipe": recipe, "seed": seed, "version": RECIPE_VERSION}
+    key = {"dataset": dataset, "data": data_version(dataset), "labelled": np.asarray(labelled), "validation": np.asarray(validation),
+           "recipe": recipe, "seed": seed, "version": RECIPE_VERSION}
     config = CNNConfig(in_channels=1 if train.x.ndim == 3 else 3, num_classes=len(train.classes), **TEACHER_CNN)
+    schedule = recipe.config(len(labelled))
 
     def train_teacher() -> dict:
         set_seed(seed)
         model = SmallCNN(config)
-        fit(model, get_objective("ce"), TrainSet(image_inputs(dataset, train.x[labelled]), torch.tensor(train.y[labelled])),
-            config=recipe.config(len(labelled)), seed=seed, transforms=[FlipCrop()] if recipe.augment else [],
-            desc=f"teacher {dataset} |L|={len(labelled)} s{seed}")
-        return {"state": _cpu_state(model)}
+        start = time.perf_counter()
+        history = fit(model, get_objective("ce"), TrainSet(image_inputs(dataset, train.x[labelled]), torch.tensor(train.y[labelled])),
+                      config=schedule, seed=seed, val=(image_inputs(dataset, train.x[validation]), torch.tensor(train.y[validation])),
+                      transforms=[FlipCrop()] if recipe.augment else [], desc=f"teacher {dataset} |L|={len(labelled)} s{seed}")
+        steps_per_epoch = schedule.steps_per_epoch(len(labelled))
+        return {"state": _cpu_state(model), "training": {"epochs": math.ceil(history.steps / steps_per_epoch), "planned_epochs": schedule.epochs,
+                                                         "best_epoch": math.ceil(int(history.best_step[0]) / steps_per_epoch),
+                                                         "seconds": time.perf_counter() - start}}
 
+    entry = cache.get_or_compute("few_label_teachers", key, train_teacher)
     model = SmallCNN(config)
-    model.load_state_dict(cache.get_or_compute("few_label_teachers", key, train_teacher)["state"])
-    return model.eval()
+    model.load_state_dict(entry["state"])
+    return model.eval(), entry["training"]
 
 
-def few_label_text_teacher(inputs: torch.Tensor, labels: torch.Tensor, num_classes: int, hidden: tuple[int, ...], steps: int, seed: int,
-                           cache: Cache | None = None) -> nn.Module:
-    """An MLP head on frozen sentence embeddings ``inputs`` of the labelled examples, trained for about ``steps``
-    steps at batch 32 (at least 10 epochs), without early stopping (cached)."""
+def few_label_text_teacher(inputs: torch.Tensor, labels: torch.Tensor, num_classes: int, hidden: tuple[int, ...], seed: int,
+                           validation: tuple[torch.Tensor, torch.Tensor], epochs: int = 60, min_steps: int = 400, patience: int = 10,
+                           cache: Cache | None = None) -> tuple[nn.Module, dict]:
+    """An MLP head on frozen sentence embeddings ``inputs`` of the labelled examples, trained like
+    :class:`FewLabelRecipe` (batch 32: up to ``epochs`` epochs, at least ``min_steps`` updates, early stopping on
+    ``validation`` = (embeddings, labels)); cached. Returns the model and its training record."""
     cache = cache or Cache()
-    config = TrainConfig(epochs=max(10, math.ceil(steps / math.ceil(len(labels) / 32))), batch_size=32, lr=1e-3, weight_decay=1e-4, patience=None, cosine=True)
-    key = {"inputs": inputs, "labels": labels, "hidden": hidden, "config": config, "seed": seed, "version": RECIPE_VERSION}
+    steps_per_epoch = math.ceil(len(labels) / 32)
+    planned = max(epochs, math.ceil(min_steps / steps_per_epoch))
+    config = TrainConfig(epochs=planned, batch_size=32, lr=1e-3, weight_decay=1e-4, patience=max(patience, math.ceil(patience * epochs / planned)),
+                         cosine=True)
+    key = {"inputs": inputs, "labels": labels, "hidden": hidden, "config": config, "validation": validation, "seed": seed, "version": RECIPE_VERSION}
 
     def train_teacher() -> dict:
         set_seed(seed)
         model = MLP(inputs.shape[1], num_classes, hidden)
-        fit(model, get_objective("ce"), TrainSet(inputs, labels), config=config, seed=seed, desc=f"text teacher |L|={len(labels)}")
-        return {"state": _cpu_state(model)}
+        start = time.perf_counter()
+        history = fit(model, get_objective("ce"), TrainSet(inputs, labels), config=config, seed=seed, val=validation,
+                      desc=f"text teacher |L|={len(labels)}", progress=False)
+        return {"state": _cpu_state(model), "training": {"epochs": math.ceil(history.steps / steps_per_epoch), "planned_epochs": planned,
+                                                         "best_epoch": math.ceil(int(history.best_step[0]) / steps_per_epoch),
+                                                         "seconds": time.perf_counter() - start}}
 
+    entry = cache.get_or_compute("few_label_teachers", key, train_teacher)
     model = MLP(inputs.shape[1], num_classes, hidden)
-    model.load_state_dict(cache.get_or_compute("few_label_teachers", key, train_teacher)["state"])
-    return model.eval()
+    model.load_state_dict(entry["state"])
+    return model.eval(), entry["training"]
 
 
 def _cpu_state(model: nn.Module) -> dict:

@@ -32,7 +32,7 @@ def _task(n_l=40, n_u=200, dim=5, classes=3, seed=0):
     )
 
 
-STUDENT = SemiSupervisedStudent(hidden=8, train=TrainConfig(epochs=4, batch_size=32, lr=1e-2, patience=3))
+STUDENT = SemiSupervisedStudent("mlp", TrainConfig(epochs=4, batch_size=32, lr=1e-2, patience=3), (("hidden", 8),))
 
 
 def test_methods_cover_every_method_with_training_set_aligned_data():
@@ -93,13 +93,37 @@ def test_select_threshold_and_calibration():
     assert cal.estimated.is_monotonic_increasing
 
 
-def test_few_label_recipe_per_profile():
+def test_few_label_recipe_scales_with_the_labelled_set():
     assert few_label_recipe("cifar10", "full").augment and not few_label_recipe("fashion_mnist", "full").augment
-    assert few_label_recipe("fashion_mnist", "quick").steps < few_label_recipe("fashion_mnist", "full").steps
-    config = few_label_recipe("fashion_mnist", "full").config(n_labelled=100)
-    assert config.epochs == 400  # 100 examples at batch 64 -> 2 steps per epoch -> 400 epochs for about 800 steps
+    small, large = (few_label_recipe("fashion_mnist", "full").config(n_labelled=n) for n in (100, 9000))
+    assert small.epochs == 750 and small.patience == 10  # 2 steps per epoch: 750 epochs for the 1,500-update floor
+    assert large.epochs == 60 and large.patience == 10  # 141 steps per epoch: the epoch budget, 8,460 updates
+    assert large.planned_steps(9000) > small.planned_steps(100)  # more labels, more updates
+    assert few_label_recipe("fashion_mnist", "quick").config(100).planned_steps(100) < small.planned_steps(100)
     with pytest.raises(ValueError, match="profile"):
         few_label_recipe("fashion_mnist", "medium")
+
+
+def test_student_kinds_build_stacks_of_the_right_shape():
+    from kdlib.models.stacked import StackedCNN
+
+    task = _task()
+    stack = STUDENT.build(task, 3, seed=0)
+    assert stack(task.x_val).shape == (3, 60, 3)
+    cnn = unlabelled.student("full", "cifar10")
+    assert cnn.kind == "cnn" and cnn.augment and not unlabelled.student("full", "fashion_mnist").augment
+    images = SemiSupervisedTask(**{**task.__dict__, "x_labelled": torch.zeros(40, 1, 28, 28), "_fingerprint": None})
+    assert isinstance(unlabelled.student("full", "fashion_mnist").build(images, 2, 0), StackedCNN)
+    with pytest.raises(ValueError, match="token vocabulary"):
+        unlabelled.student("full", "sst2").build(task, 2, 0)
+    with pytest.raises(ValueError, match="kind"):
+        SemiSupervisedStudent("rnn", STUDENT.train)
+
+
+def test_pool_must_be_four_times_the_labelled_set(monkeypatch):
+    monkeypatch.setitem(unlabelled.POOL, "quick", {"fashion_mnist": 300})
+    with pytest.raises(ValueError, match="at least 4"):
+        unlabelled.make_task("fashion_mnist", 100, 0, "quick")
 
 
 def test_debiased_methods_train_and_report_weights_in_unit_interval(tmp_path):

@@ -9,8 +9,9 @@ per-example data in a spec (alpha, masks, weights, teacher errors) is aligned wi
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import pandas as pd
 import torch
@@ -21,44 +22,82 @@ from kdlib.cache import Cache
 from kdlib.distill import get_objective
 from kdlib.distill.slam import oracle_alpha
 from kdlib.distill.weighted import debiasing_weight, distortion
-from kdlib.models.stacked import StackedMLP
+from kdlib.grid import run_grid
+from kdlib.models import STUDENT_CNN, CNNConfig
+from kdlib.models.stacked import StackedCNN, StackedMLP, StudentStack
+from kdlib.models.token_cnn import StackedTokenCNN
+from kdlib.models.vision import FlipCrop
 from kdlib.profiles import pick
 from kdlib.results import Record, per_seed_differences, welch_difference
 from kdlib.tasks import SemiSupervisedTask, text_semisup_task, vision_semisup_task
 from kdlib.teachers import few_label_recipe
-from kdlib.train import TrainConfig, accuracy, fit, predict_outputs, set_seed
+from kdlib.train import History, TrainConfig, TrainSet, accuracy, fit, predict_outputs, set_seed
 
-STUDENTS_VERSION = 2
+STUDENTS_VERSION = 3
 Methods = Mapping[str, Mapping]  # method name -> objective spec
 
 THRESHOLDS = (0.5, 0.7, 0.9)
 
-# |L| per dataset, from a poor to a good teacher; the pool U; the validation set V (chosen in notebook 02's regime study)
+# |L| per dataset, from a poor to a good teacher; the pool U (at least 4 |L|); the validation set V (500, as the papers)
 SWEEPS = {
     "quick": {"fashion_mnist": (100, 300), "sst2": (30, 100)},
-    "full": {"fashion_mnist": (100, 300, 1000), "cifar10": (1000, 4000, 12000), "sst2": (30, 100, 500)},
+    "full": {"fashion_mnist": (100, 300, 1000), "cifar10": (1000, 4000), "sst2": (30, 100, 500)},
 }
-POOL = {"quick": {"fashion_mnist": 1500, "sst2": 300}, "full": {"fashion_mnist": 15000, "cifar10": 8000, "sst2": 15000}}
+POOL = {"quick": {"fashion_mnist": 1500, "sst2": 400}, "full": {"fashion_mnist": 8000, "cifar10": 16000, "sst2": 8000}}
 VALIDATION = {"quick": 200, "full": 500}
-STUDENT_TRAINING = {
-    "quick": TrainConfig(epochs=6, batch_size=256, lr=3e-3, patience=3, cosine=True),
-    "full": TrainConfig(epochs=30, batch_size=256, lr=3e-3, patience=5, cosine=True),
+TOKEN_CNN = (("embed_dim", 32), ("filters", 64), ("hidden", 32), ("kernel", 3))  # notebook 01's text student
+STUDENT_TRAINING = {  # per-student early stopping on V; the cosine schedule spans the planned epochs
+    "quick": TrainConfig(epochs=3, batch_size=128, lr=3e-3, weight_decay=5e-4, patience=2, cosine=True),
+    "full": TrainConfig(epochs=30, batch_size=128, lr=3e-3, weight_decay=5e-4, patience=6, cosine=True),
 }
 
 
 @dataclass(frozen=True)
 class SemiSupervisedStudent:
-    """The MLP student on the task's inputs (one hidden layer) and its optimisation."""
+    """A student of the harness and its optimisation: ``kind`` "cnn" (a small CNN on images, flip-crop batches when
+    ``augment``), "token_cnn" (a 1-D CNN over word pieces) or "mlp" (one hidden layer, for feature rows and toys),
+    with the sizes of that model."""
 
-    hidden: int
+    kind: str
     train: TrainConfig
+    sizes: tuple[tuple[str, Any], ...] = ()
+    augment: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("cnn", "token_cnn", "mlp"):
+            raise ValueError(f"student kind must be 'cnn', 'token_cnn' or 'mlp', got {self.kind!r}")
+
+    def build(self, task: SemiSupervisedTask, count: int, seed: int) -> StudentStack:
+        """``count`` freshly initialised students of this kind for ``task``, as one stack (the same initial weights)."""
+        sizes = dict(self.sizes)
+        if self.kind == "cnn":
+            return StackedCNN(CNNConfig(in_channels=task.x_labelled.shape[1], num_classes=task.num_classes, **sizes), count, seed)
+        if self.kind == "token_cnn":
+            if task.vocabulary_size is None:
+                raise ValueError(f"task {task.name!r} has no token vocabulary: a token-CNN student needs token-id inputs")
+            return StackedTokenCNN(task.vocabulary_size, task.num_classes, [1] * count, seed, **sizes)
+        return StackedMLP(task.x_labelled.shape[1], sizes.get("hidden", 64), task.num_classes, [1] * count, seed)
+
+    def transforms(self) -> list:
+        return [FlipCrop()] if self.augment else []
+
+
+def fit_students(task: SemiSupervisedTask, student: SemiSupervisedStudent, objectives: list, train: TrainSet, seed: int) -> tuple[StudentStack, History]:
+    """Train one student per objective on ``train`` as one stack (same initial weights and batches), each early-stopped
+    on the task's V and restored to its best step."""
+    set_seed(seed)
+    model = student.build(task, len(objectives), seed)
+    history = fit(model, objectives, train, config=student.train, seed=seed, val=(task.x_val, task.y_val), transforms=student.transforms(),
+                  progress=False)
+    return model, history
 
 
 def train_students(task: SemiSupervisedTask, methods: Methods, seed: int, student: SemiSupervisedStudent, cache: Cache | None = None) -> list[dict]:
     """Train one student per method on L ∪ U as one stack (same initialisation and batches); cached.
 
-    Returns one row per method: its name, best validation accuracy and test accuracy (and, for the
-    ``debiased_distillation`` methods, ``unlabelled_weights``: the debiasing weights on U under the final student).
+    Returns one row per method: its name, best validation accuracy, test accuracy, the best step and the steps run
+    (and, for the ``debiased_distillation`` methods, ``unlabelled_weights``: the debiasing weights on U under the final
+    student).
     """
     if not methods:
         raise ValueError("no methods to train")
@@ -72,12 +111,10 @@ def train_students(task: SemiSupervisedTask, methods: Methods, seed: int, studen
 
     def compute() -> list[dict]:
         names = list(methods)
-        set_seed(seed)
-        model = StackedMLP(train.inputs.x.shape[1], student.hidden, task.num_classes, [1] * len(names), seed)
-        history = fit(model, [get_objective(**methods[n]) for n in names], train, config=student.train, seed=seed, val=(task.x_val, task.y_val),
-                      progress=False)
+        model, history = fit_students(task, student, [get_objective(**methods[n]) for n in names], train, seed)
         test = accuracy(model, task.x_test, task.y_test)
-        rows = [{"method": n, "val_accuracy": float(history.best_val_accuracy[m]), "test_accuracy": float(test[m])} for m, n in enumerate(names)]
+        rows = [{"method": n, "val_accuracy": float(history.best_val_accuracy[m]), "test_accuracy": float(test[m]),
+                 "best_step": int(history.best_step[m]), "steps": int(history.steps)} for m, n in enumerate(names)]
         debiased = [m for m, n in enumerate(names) if methods[n]["name"] == "debiased_distillation"]
         if debiased:
             ratio = distortion(predict_outputs(model, task.x_unlabelled)[debiased], task.teacher_unlabelled)
@@ -93,17 +130,40 @@ def sweeps(profile: str) -> dict[str, tuple[int, ...]]:
     return pick(profile, SWEEPS)
 
 
-def student(profile: str) -> SemiSupervisedStudent:
-    """The one-hidden-layer (64 units) MLP student and its training in ``profile``."""
-    return SemiSupervisedStudent(hidden=64, train=pick(profile, STUDENT_TRAINING))
+def student(profile: str, dataset: str) -> SemiSupervisedStudent:
+    """The student of ``dataset`` in ``profile``: the small CNN (8/16 channels) on images, with flip-crop batches on
+    CIFAR-10; notebook 01's token CNN on SST-2."""
+    train = pick(profile, STUDENT_TRAINING)
+    if dataset == "sst2":
+        return SemiSupervisedStudent("token_cnn", train, TOKEN_CNN)
+    return SemiSupervisedStudent("cnn", train, tuple(STUDENT_CNN.items()), augment=dataset == "cifar10")
 
 
 def make_task(dataset: str, n_labelled: int, seed: int, profile: str) -> SemiSupervisedTask:
     """The (dataset, |L|, seed) task of ``profile``: split, noisy teacher (cached) and student inputs."""
     pool, validation = pick(profile, POOL)[dataset], pick(profile, VALIDATION)
+    if pool < 4 * n_labelled:
+        raise ValueError(f"{dataset}: the pool |U| = {pool} must be at least 4 |L| = {4 * n_labelled}")
     if dataset == "sst2":
         return text_semisup_task(dataset, n_labelled, n_unlabelled=pool, seed=seed, profile=profile, n_validation=validation)
     return vision_semisup_task(dataset, n_labelled, n_unlabelled=pool, seed=seed, n_validation=validation, recipe=few_label_recipe(dataset, profile))
+
+
+def evaluate_cell(dataset: str, n_labelled: int, seed: int, profile: str, methods_from: str) -> list[dict]:
+    """A grid cell: every method of the module ``methods_from`` (its ``methods(task)``) on one (dataset, |L|, seed)
+    task, one stack of students, plus the teacher as a row."""
+    task = make_task(dataset, n_labelled, seed, profile)
+    return evaluate(task, importlib.import_module(methods_from).methods, student(profile, dataset))
+
+
+def run_sweep(profile: str, seeds: list[int], methods_from: str, experiment: str, datasets: Mapping[str, tuple[int, ...]] | None = None,
+              progress: bool = True) -> pd.DataFrame:
+    """Every (dataset, |L|, seed) cell of the sweep (``datasets``: |L| per dataset, default the profile's sweep) through
+    :func:`kdlib.grid.run_grid`."""
+    grid = datasets or sweeps(profile)
+    cells = [{"dataset": d, "n_labelled": int(n), "seed": int(s), "profile": profile, "methods_from": methods_from}
+             for d, sizes in grid.items() for n in sizes for s in seeds]
+    return run_grid(evaluate_cell, experiment=experiment, cells=cells, context={"version": STUDENTS_VERSION}, progress=progress)
 
 
 def tasks(profile: str, seeds: list[int]) -> Iterator[SemiSupervisedTask]:
@@ -140,7 +200,8 @@ def baseline_methods(thresholds: tuple[float, ...] = THRESHOLDS) -> dict[str, di
 def evaluate(task: SemiSupervisedTask, methods: Callable[[SemiSupervisedTask], Methods], student: SemiSupervisedStudent, cache: Cache | None = None) -> list[dict]:
     """Every method's student on ``task`` (its seed), plus the teacher itself as a row."""
     rows = train_students(task, methods(task), task.seed, student, cache)
-    rows.append({"method": "teacher", "val_accuracy": task.teacher_accuracy("val"), "test_accuracy": task.teacher_accuracy("test")})
+    rows.append({"method": "teacher", "val_accuracy": task.teacher_accuracy("val"), "test_accuracy": task.teacher_accuracy("test"),
+                 **{f"teacher_{k}": v for k, v in task.teacher_training.items()}})
     return [dict(r, dataset=task.dataset, n_labelled=task.n_labelled, seed=task.seed) for r in rows]
 
 
