@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy.optimize import linprog
 
-from kdlib.distill.active import depround, entropy_gain, margin_gain, rad_marginals, worst_case_value
+from kdlib.distill.active import depround, entropy_gain, k_center_greedy, margin_gain, rad_marginals, worst_case_value
 
 
 def _lp_optimum(gains: np.ndarray, mistakes: int, budget: int) -> float:
@@ -82,3 +82,19 @@ def test_gains_by_hand():
     probs = torch.tensor([[0.7, 0.2, 0.1], [0.4, 0.4, 0.2]])
     assert torch.allclose(margin_gain(probs), torch.tensor([0.5, 1.0]))
     assert torch.allclose(entropy_gain(torch.tensor([[0.5, 0.5]])), torch.tensor([np.log(2)], dtype=torch.float32))
+
+
+def test_k_center_greedy_is_the_farthest_first_sequence_by_hand():
+    # on a line: covered {0}; candidates 1, 2, 5, 10, 9. Farthest from 0 is 10; then 5 (5 from 0, 5 from 10) beats
+    # 2 (2) and 9 (1); then 2 (2 from 0, 3 from 5) beats 1 (1) and 9 (1)
+    candidates = torch.tensor([[1.0], [2.0], [5.0], [10.0], [9.0]])
+    assert k_center_greedy(candidates, torch.tensor([[0.0]]), 3).tolist() == [3, 2, 1]
+    # nothing covered: the first pick is index 0 (1.0), then the farthest from it, 10, then 5 (4 from 1, 5 from 10)
+    assert k_center_greedy(candidates, torch.zeros(0, 1), 3).tolist() == [0, 3, 2]
+    # duplicates are never picked twice
+    twins = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
+    assert sorted(k_center_greedy(twins, torch.zeros(1, 2), 3).tolist()) == [0, 1, 2]
+    with pytest.raises(ValueError, match="exceeds the pool"):
+        k_center_greedy(candidates, torch.zeros(1, 1), 6)
+    with pytest.raises(ValueError, match="dimension"):
+        k_center_greedy(candidates, torch.zeros(1, 2), 2)

@@ -3,27 +3,27 @@ import pytest
 import torch
 
 from kdlib.cache import Cache
-from kdlib.experiments import active
 from kdlib.distill.active import RoundState, get_selection_rule
-from kdlib.experiments.unlabelled import SemiSupervisedStudent
-from kdlib.train import TrainConfig
-from tests.test_unlabelled import _task
+from kdlib.experiments import active
+from kdlib.teachers import FewLabelRecipe
+from tests.test_unlabelled import STUDENT, _task
 
-STUDENT = SemiSupervisedStudent(hidden=8, train=TrainConfig(epochs=3, batch_size=32, lr=1e-2, patience=3))
+SCHEDULE = FewLabelRecipe(epochs=3, min_steps=1, patience=3, batch_size=32, lr=1e-2, augment=False)
 
 
 def _state(teacher_error=0.0, n=40, budget=5, seed=0):
     g = torch.Generator().manual_seed(seed)
     probs = torch.softmax(3 * torch.randn(n, 3, generator=g), 1)
     right = torch.rand(n, generator=g) < 0.7
-    return RoundState(probs, budget, teacher_error, right, lambda margin: 0.5 + margin / 2, torch.rand(n, generator=g))
+    return RoundState(probs, budget, teacher_error, right, lambda margin: 0.5 + margin / 2, torch.rand(n, generator=g),
+                      torch.randn(n, 4, generator=g), torch.randn(6, 4, generator=g))
 
 
 def test_rad_without_teacher_mistakes_is_margin_sampling():
     state = _state(teacher_error=0.0)
     rng = np.random.default_rng(0)
     assert state.mistakes == 0
-    assert set(get_selection_rule('RAD')(state, rng)) == set(get_selection_rule('margin')(state, rng))
+    assert set(get_selection_rule("RAD")(state, rng)) == set(get_selection_rule("margin")(state, rng))
 
 
 def test_strategies_pick_exactly_the_budget_and_the_oracle_skips_teacher_mistakes():
@@ -31,22 +31,35 @@ def test_strategies_pick_exactly_the_budget_and_the_oracle_skips_teacher_mistake
     for name in active.STRATEGIES:
         chosen = get_selection_rule(name)(state, np.random.default_rng(1))
         assert len(chosen) == 5 and len(set(chosen)) == 5, name
-    assert state.teacher_right[get_selection_rule('oracle (skip teacher mistakes)')(state, np.random.default_rng(0))].all()
+    assert state.teacher_right[get_selection_rule(active.ORACLE)(state, np.random.default_rng(0))].all()
+
+
+def test_restrict_keeps_the_chosen_pool_points_in_order():
+    task = _task()
+    small = active.restrict(task, np.array([5, 2, 9]))
+    assert torch.equal(small.x_unlabelled, task.x_unlabelled[[5, 2, 9]]) and torch.equal(small.y_unlabelled, task.y_unlabelled[[5, 2, 9]])
+    assert torch.equal(small.teacher_unlabelled, task.teacher_unlabelled[[5, 2, 9]]) and small.fingerprint() != task.fingerprint()
+    assert len(active.restrict(task, np.zeros(0, dtype=int)).training_set().labels) == len(task.y_labelled)
 
 
 def test_run_active_rounds_queries_and_validation(tmp_path):
     task = _task()
-    protocol = active.ActiveProtocol(rounds=2, budget=20, student=STUDENT)
-    out = active.run_active(task, ["uniform", "margin", "RAD"], protocol, cache=Cache(tmp_path))
+    protocol = active.ActiveProtocol(rounds=2, budget=20, pool=150, schedule=SCHEDULE)
+    out = active.run_active(task, ["uniform", "margin", "RAD", "coreset (k-center greedy)"], protocol, STUDENT, cache=Cache(tmp_path))
     rounds = out["rounds"]
-    assert len(rounds) == 3 * 3 and set(rounds.queries) == {0, 20, 40}
+    assert len(rounds) == 4 * 3 and set(rounds.queries) == {0, 20, 40}
     assert rounds.test_accuracy.between(0, 1).all() and rounds.query("round > 0").teacher_error_round.between(0, 1).all()
     first = rounds[rounds["round"] == 0]
     assert first.test_accuracy.nunique() == 1  # every strategy starts from the same student
     assert len(out["alignment"]) == 10
-    with pytest.raises(ValueError, match="exceed the pool"):
-        active.run_active(task, ["margin"], active.ActiveProtocol(rounds=3, budget=100, student=STUDENT), cache=Cache(tmp_path))
+    records = active.to_records(rounds)
+    assert {r.metric for r in records} == {"mean_test_accuracy", "mean_val_accuracy", "final_test_accuracy", "teacher_error_queried"}
+    assert len(records) == 4 * 4
+    with pytest.raises(ValueError, match="exceeds U"):
+        active.run_active(task, ["margin"], active.ActiveProtocol(rounds=2, budget=20, pool=500, schedule=SCHEDULE), STUDENT, cache=Cache(tmp_path))
     with pytest.raises(ValueError, match="unknown strategies"):
-        active.run_active(task, ["bald"], protocol, cache=Cache(tmp_path))
+        active.run_active(task, ["bald"], protocol, STUDENT, cache=Cache(tmp_path))
     with pytest.raises(ValueError, match="positive budget"):
-        active.ActiveProtocol(rounds=1, budget=0, student=STUDENT)
+        active.ActiveProtocol(rounds=1, budget=0, pool=10, schedule=SCHEDULE)
+    with pytest.raises(ValueError, match="exceed the pool"):
+        active.ActiveProtocol(rounds=3, budget=100, pool=200, schedule=SCHEDULE)

@@ -14,7 +14,9 @@ fixed t, h is a fractional knapsack (points by decreasing gain, each up to p_i =
 is found by a 1-D concave maximisation, exactly (checked against an LP solver in the tests).
 
 Every way of choosing a round's queries (RAD, its variants, the active-learning baselines and the oracle) is a
-*selection rule* ``rule(state, rng) -> indices`` registered by name (``get_selection_rule("RAD")``).
+*selection rule* ``rule(state, rng) -> indices`` registered by name (``get_selection_rule("RAD")``). Among the
+baselines, the coreset rule (Sener & Savarese, ICLR 2018) is k-center greedy on the student's penultimate features:
+each pick is the candidate farthest from everything labelled or picked so far.
 """
 
 from __future__ import annotations
@@ -146,6 +148,8 @@ class RoundState:
     teacher_right: torch.Tensor  # (n,) bool; oracles only
     right_given_student_margin: Callable[[torch.Tensor], torch.Tensor]  # P(teacher right | student margin), fitted on V
     right_given_teacher_margin: torch.Tensor  # (n,) P(teacher right | its own margin), fitted on V; privileged
+    embeddings: torch.Tensor  # (n, E): the current student's penultimate features of the candidates
+    covered: torch.Tensor  # (k, E): its features of the points it already has labels for (L and the queries so far)
 
     @property
     def mistakes(self) -> int:
@@ -168,6 +172,23 @@ def _rad(gains: torch.Tensor, mistakes: int, state: RoundState, rng: np.random.G
     return depround(rad_marginals(gains.numpy(), mistakes, state.budget), rng)
 
 
+def k_center_greedy(candidates: torch.Tensor, covered: torch.Tensor, budget: int) -> np.ndarray:
+    """Farthest-first traversal: ``budget`` candidate indices, each the one farthest (Euclidean) from its nearest
+    point among ``covered`` and the earlier picks (ties: the lowest index; with nothing covered, the first pick is 0)."""
+    _check_selection(len(candidates), budget)
+    if len(covered) and covered.shape[1:] != candidates.shape[1:]:
+        raise ValueError(f"covered points {tuple(covered.shape)} and candidates {tuple(candidates.shape)} differ in dimension")
+    candidates = candidates.double()
+    nearest = torch.cdist(candidates, covered.double()).amin(1) if len(covered) else torch.full((len(candidates),), math.inf, dtype=torch.double)
+    picks = []
+    for _ in range(budget):
+        pick = int(nearest.argmax())
+        picks.append(pick)
+        nearest = torch.minimum(nearest, (candidates - candidates[pick]).norm(dim=1))
+        nearest[pick] = -math.inf  # never again, even among duplicates
+    return np.array(picks, dtype=int)
+
+
 @register_selection_rule("uniform")
 def uniform(state: RoundState, rng: np.random.Generator) -> np.ndarray:
     return rng.choice(len(state.student_probs), state.budget, replace=False)
@@ -181,6 +202,12 @@ def margin(state: RoundState, rng: np.random.Generator) -> np.ndarray:
 @register_selection_rule("entropy")
 def entropy(state: RoundState, rng: np.random.Generator) -> np.ndarray:
     return _top(entropy_gain(state.student_probs), state.budget)
+
+
+@register_selection_rule("coreset (k-center greedy)")
+def coreset(state: RoundState, rng: np.random.Generator) -> np.ndarray:
+    """The coreset baseline: k-center greedy on the current student's penultimate features (diversity, no uncertainty)."""
+    return k_center_greedy(state.embeddings, state.covered, state.budget)
 
 
 @register_selection_rule("RAD")

@@ -1,16 +1,18 @@
 """Notebook 04 (RAD): rounds of active distillation on the semi-supervised harness, one selection strategy per student.
 
-Per (task, seed): every strategy starts from the student trained on L alone. Each round it picks ``budget`` new points
-of the pool U with its own current student, the teacher's soft labels of every point queried so far join L, and its
-student is retrained from scratch (all strategies of a round train as one stacked model: same initial weights, same
-batch order). Strategies only read the student, the validation set V and the round budget; the oracles also read
-whether the teacher is right on U, and one *privileged* variant reads the teacher's confidence on the whole pool
-(which a real active learner would have to pay queries for); both are marked as such.
+Per (task, seed): the pool is the first ``protocol.pool`` points of the harness's U. Every strategy starts from the
+student trained on L alone. Each round it picks ``budget`` new pool points with its own current student, the
+teacher's soft labels of every point it queried so far join L, and its student is retrained from scratch (the same
+initial weights for every strategy; early-stopped on V, with a schedule that scales with the training-set size).
+Strategies are trained one by one, not as one stack: a stack would train every student on the union of all the
+strategies' queries, several times each one's own set. Strategies only read the student, the validation set V and
+the round budget; the oracles also read whether the teacher is right on the pool, and one *privileged* variant
+reads the teacher's confidence on the whole pool (which a real active learner would pay queries for).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -24,105 +26,121 @@ from kdlib.distill.correctness import CorrectnessCalibration, MonotoneCorrectnes
 from kdlib.distill.slam import oracle_alpha
 from kdlib.experiments import unlabelled
 from kdlib.experiments.unlabelled import SemiSupervisedStudent
-from kdlib.models.stacked import StackedMLP
+from kdlib.models.stacked import StudentStack, rows
 from kdlib.profiles import pick
 from kdlib.results import Record
 from kdlib.tasks import SemiSupervisedTask, vision_semisup_task
-from kdlib.teachers import few_label_recipe, vision_teacher
-from kdlib.train import TrainConfig, TrainSet, accuracy, fit, predict_outputs, set_seed
+from kdlib.teachers import FewLabelRecipe, few_label_recipe, vision_teacher
+from kdlib.train import accuracy
 
-ACTIVE_VERSION = 2
-STRATEGIES = ("uniform", "margin", "entropy", "RAD", "RAD, true m", "RAD + student-side correctness", "RAD + teacher confidence (privileged)",
-              "oracle (skip teacher mistakes)")  # the selection rules of notebook 04, in presentation order
+ACTIVE_VERSION = 3
+ORACLE = "oracle (skip teacher mistakes)"
+STRATEGIES = ("uniform", "margin", "entropy", "coreset (k-center greedy)", "RAD", "RAD, true m", "RAD + student-side correctness",
+              "RAD + teacher confidence (privileged)", ORACLE)  # the selection rules of notebook 04, in presentation order
 
 
 @dataclass(frozen=True)
 class ActiveProtocol:
-    """Rounds of queries: ``rounds`` rounds of ``budget`` points each, the student retrained every round."""
+    """``rounds`` rounds of ``budget`` queries from a pool of the first ``pool`` points of U; every round's student is
+    trained by ``schedule.config(n)`` for its n training examples (epochs with a floor of updates, early stopping)."""
 
     rounds: int
     budget: int
-    student: SemiSupervisedStudent
+    pool: int
+    schedule: FewLabelRecipe
 
     def __post_init__(self) -> None:
         if self.rounds < 1 or self.budget < 1:
             raise ValueError(f"need at least one round and a positive budget, got rounds={self.rounds}, budget={self.budget}")
+        if self.rounds * self.budget > self.pool:
+            raise ValueError(f"{self.rounds} rounds of {self.budget} queries exceed the pool ({self.pool} points)")
 
 
-def train_round(task: SemiSupervisedTask, queried: list[np.ndarray], student: SemiSupervisedStudent, seed: int) -> dict:
-    """Train one student per queried set (indices into U) on L's labels plus the teacher's soft labels of its queries.
+def restrict(task: SemiSupervisedTask, indices: np.ndarray) -> SemiSupervisedTask:
+    """``task`` with U (inputs, labels, teacher) cut down to the points ``indices``, in that order."""
+    index = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+    return replace(task, x_unlabelled=rows(task.x_unlabelled, index), y_unlabelled=task.y_unlabelled[index],
+                   teacher_unlabelled=task.teacher_unlabelled[index], _fingerprint=None)
 
-    Returns per student: validation and test accuracy, and its probabilities on U and on V.
+
+def features_and_probs(model: StudentStack, x, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first student's penultimate features (its ``embed``) and class probabilities on ``x``."""
+    net = model.student(0).eval()
+    n = x.shape[0]
+    with torch.no_grad():
+        features = torch.cat([net.embed(rows(x, torch.arange(s, min(s + batch_size, n)))) for s in range(0, n, batch_size)])
+        return features, torch.softmax(net.head(features), -1)
+
+
+def train_round(pool: SemiSupervisedTask, queried: np.ndarray, student: SemiSupervisedStudent, schedule: FewLabelRecipe) -> dict:
+    """One student trained from scratch on L's labels and the teacher's soft labels of the pool points ``queried``.
+
+    Returns its best validation accuracy, test accuracy, and its features and probabilities on L and on the pool.
     """
-    n_l, c = len(task.y_labelled), task.num_classes
-    union = np.unique(np.concatenate([q for q in queried] + [np.zeros(0, dtype=int)])).astype(int)
-    probs = torch.cat([torch.nn.functional.one_hot(task.y_labelled, c).float(), task.teacher_unlabelled[union]])
-    labels = torch.cat([task.y_labelled, torch.full((len(union),), -1, dtype=task.y_labelled.dtype)])
-    train = TrainSet(torch.cat([task.x_labelled, task.x_unlabelled[union]]), labels, teacher=torch.log(probs.clamp_min(1e-12)))
-    position = {int(u): n_l + k for k, u in enumerate(union)}
-    objectives = []
-    for q in queried:  # each student: the soft labels of its own queries, averaged over its own examples
-        own = torch.zeros(len(labels))
-        own[[position[int(u)] for u in q]] = 1.0
-        objectives.append(get_objective("weighted_distillation", weights=own, target="soft", normalise=True))
-    set_seed(seed)
-    model = StackedMLP(train.inputs.x.shape[1], student.hidden, c, [1] * len(queried), seed)
-    history = fit(model, objectives, train, config=student.train, seed=seed, val=(task.x_val, task.y_val), progress=False)
-    probs = {name: torch.softmax(predict_outputs(model, x_all), -1) for name, x_all in (("U", task.x_unlabelled), ("V", task.x_val))}
-    return {"val_accuracy": history.best_val_accuracy, "test_accuracy": accuracy(model, task.x_test, task.y_test), "probs_U": probs["U"], "probs_V": probs["V"]}
+    train = restrict(pool, queried).training_set()
+    fitted = replace(student, train=schedule.config(len(train.labels)))
+    model, history = unlabelled.fit_students(pool, fitted, [get_objective("soft_distillation")], train, pool.seed)
+    features_l, _ = features_and_probs(model, pool.x_labelled)
+    features_u, probs_u = features_and_probs(model, pool.x_unlabelled)
+    return {"val_accuracy": float(history.best_val_accuracy[0]), "test_accuracy": float(accuracy(model, pool.x_test, pool.y_test)[0]),
+            "features_L": features_l, "features_U": features_u, "probs_U": probs_u, "probs_V": features_and_probs(model, pool.x_val)[1]}
 
 
-def run_active(task: SemiSupervisedTask, strategies: list[str], protocol: ActiveProtocol, cache: Cache | None = None) -> dict[str, pd.DataFrame]:
+def run_active(task: SemiSupervisedTask, strategies: list[str], protocol: ActiveProtocol, student: SemiSupervisedStudent,
+               cache: Cache | None = None) -> dict[str, pd.DataFrame]:
     """Every strategy's rounds on ``task`` (cached).
 
     Returns ``"rounds"``: one row per (strategy, round) with the number of teacher queries, validation and test
     accuracy, and the teacher's error rate among that round's and among all queried points; and ``"alignment"``:
-    the teacher's error rate on U per decile of the first student's uncertainty (:func:`error_by_uncertainty`).
+    the teacher's error rate on the pool per decile of the first student's uncertainty (:func:`error_by_uncertainty`).
     """
     unknown = [s for s in strategies if s not in available_selection_rules()]
     if unknown or not strategies:
         raise ValueError(f"unknown strategies {unknown} (known: {available_selection_rules()})" if unknown else "no strategies to run")
-    if protocol.rounds * protocol.budget > len(task.y_unlabelled):
-        raise ValueError(f"{protocol.rounds} rounds of {protocol.budget} queries exceed the pool ({len(task.y_unlabelled)} points)")
-    key = {"task": task.fingerprint(), "strategies": strategies, "protocol": protocol, "version": ACTIVE_VERSION}
-    return (cache or Cache()).get_or_compute("active_runs", key, lambda: _run(task, strategies, protocol))
+    if protocol.pool > len(task.y_unlabelled):
+        raise ValueError(f"the pool ({protocol.pool} points) exceeds U ({len(task.y_unlabelled)} points)")
+    key = {"task": task.fingerprint(), "strategies": strategies, "protocol": protocol, "student": student, "version": ACTIVE_VERSION}
+    return (cache or Cache()).get_or_compute("active_runs", key, lambda: _run(restrict(task, np.arange(protocol.pool)), strategies, protocol, student))
 
 
-def _run(task: SemiSupervisedTask, strategies: list[str], protocol: ActiveProtocol) -> dict[str, pd.DataFrame]:
-    rng = np.random.default_rng(task.seed)
-    teacher_right = unlabelled.oracle_correct(task).bool()
-    teacher_right_val = oracle_alpha(task.teacher_val, task.y_val).bool()
-    teacher_error = 1.0 - task.teacher_accuracy("val")
-    right_given_teacher_margin = CorrectnessCalibration(task.teacher_val, task.y_val)(task.teacher_unlabelled)
-    start = train_round(task, [np.zeros(0, dtype=int)], protocol.student, task.seed)
-    probs_u = [start["probs_U"][0]] * len(strategies)
-    probs_v = [start["probs_V"][0]] * len(strategies)
-    queried = [np.zeros(0, dtype=int) for _ in strategies]
-    out = [{"strategy": s, "round": 0, "queries": 0, "val_accuracy": float(start["val_accuracy"][0]), "test_accuracy": float(start["test_accuracy"][0]),
+def _run(pool: SemiSupervisedTask, strategies: list[str], protocol: ActiveProtocol, student: SemiSupervisedStudent) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(pool.seed)
+    teacher_right = unlabelled.oracle_correct(pool).bool()
+    teacher_right_val = oracle_alpha(pool.teacher_val, pool.y_val).bool()
+    teacher_error = 1.0 - pool.teacher_accuracy("val")
+    right_given_teacher_margin = CorrectnessCalibration(pool.teacher_val, pool.y_val)(pool.teacher_unlabelled)
+    nothing = np.zeros(0, dtype=int)
+    start = train_round(pool, nothing, student, protocol.schedule)
+    current = [start] * len(strategies)
+    queried = [nothing] * len(strategies)
+    out = [{"strategy": s, "round": 0, "queries": 0, "val_accuracy": start["val_accuracy"], "test_accuracy": start["test_accuracy"],
             "teacher_error_round": float("nan"), "teacher_error_queried": float("nan")} for s in strategies]
-    for round_ in tqdm(range(1, protocol.rounds + 1), desc=f"rounds {task.name} s{task.seed}", leave=False):
-        picked = []
+    for round_ in tqdm(range(1, protocol.rounds + 1), desc=f"rounds {pool.name} s{pool.seed}", leave=False):
         for m, name in enumerate(strategies):
-            candidates = np.setdiff1d(np.arange(len(task.y_unlabelled)), queried[m])
-            calibration = MonotoneCorrectness(top1_margin(probs_v[m]), teacher_right_val)
-            state = RoundState(probs_u[m][candidates], protocol.budget, teacher_error, teacher_right[candidates], calibration,
-                               right_given_teacher_margin[candidates])
+            state, candidates = _state(current[m], queried[m], protocol.budget, teacher_error, teacher_right, teacher_right_val,
+                                       right_given_teacher_margin)
             chosen = candidates[get_selection_rule(name)(state, rng)]
             if len(chosen) != protocol.budget or len(np.intersect1d(chosen, queried[m])):
                 raise RuntimeError(f"strategy {name!r} returned {len(chosen)} points (budget {protocol.budget}) or repeated a query")
-            picked.append(chosen)
             queried[m] = np.concatenate([queried[m], chosen])
-        trained = train_round(task, queried, protocol.student, task.seed)
-        probs_u, probs_v = list(trained["probs_U"]), list(trained["probs_V"])
-        for m, name in enumerate(strategies):
-            out.append({
-                "strategy": name, "round": round_, "queries": len(queried[m]),
-                "val_accuracy": float(trained["val_accuracy"][m]), "test_accuracy": float(trained["test_accuracy"][m]),
-                "teacher_error_round": 1.0 - teacher_right[picked[m]].float().mean().item(),
-                "teacher_error_queried": 1.0 - teacher_right[queried[m]].float().mean().item(),
-            })
-    rounds = pd.DataFrame(out).assign(dataset=task.dataset, task=task.name, n_labelled=task.n_labelled, seed=task.seed)
-    return {"rounds": rounds, "alignment": error_by_uncertainty(task, start["probs_U"][0])}
+            current[m] = train_round(pool, queried[m], student, protocol.schedule)
+            out.append({"strategy": name, "round": round_, "queries": len(queried[m]),
+                        "val_accuracy": current[m]["val_accuracy"], "test_accuracy": current[m]["test_accuracy"],
+                        "teacher_error_round": 1.0 - teacher_right[chosen].float().mean().item(),
+                        "teacher_error_queried": 1.0 - teacher_right[queried[m]].float().mean().item()})
+    rounds = pd.DataFrame(out).assign(dataset=pool.dataset, task=pool.name, n_labelled=pool.n_labelled, seed=pool.seed)
+    return {"rounds": rounds, "alignment": error_by_uncertainty(pool, start["probs_U"])}
+
+
+def _state(current: dict, queried: np.ndarray, budget: int, teacher_error: float, teacher_right: torch.Tensor, teacher_right_val: torch.Tensor,
+           right_given_teacher_margin: torch.Tensor) -> tuple[RoundState, np.ndarray]:
+    """What a strategy sees this round (from its current student), and the candidates' indices into the pool."""
+    candidates = np.setdiff1d(np.arange(len(teacher_right)), queried)
+    calibration = MonotoneCorrectness(top1_margin(current["probs_V"]), teacher_right_val)
+    covered = torch.cat([current["features_L"], current["features_U"][queried]])
+    state = RoundState(current["probs_U"][candidates], budget, teacher_error, teacher_right[candidates], calibration,
+                       right_given_teacher_margin[candidates], current["features_U"][candidates], covered)
+    return state, candidates
 
 
 def error_by_uncertainty(task: SemiSupervisedTask, student_probs: torch.Tensor, bins: int = 10) -> pd.DataFrame:
@@ -132,25 +150,6 @@ def error_by_uncertainty(task: SemiSupervisedTask, student_probs: torch.Tensor, 
     decile = pd.qcut(pd.Series(gain).rank(method="first"), bins, labels=list(range(1, bins + 1)))
     frame = pd.DataFrame({"decile": decile.astype(int), "teacher wrong": wrong})
     return frame.groupby("decile").mean().reset_index().assign(task=task.name, seed=task.seed)
-
-
-# --- the notebook's settings --------------------------------------------------------------------------------------
-# (dataset, |L|, teacher): "noisy" is the harness's teacher trained on L alone (notebooks 02-03), "clean" the shared
-# teacher trained on the whole training set
-SETTINGS = {
-    "quick": [("fashion_mnist", 100, "noisy"), ("fashion_mnist", 100, "clean")],
-    "full": [("fashion_mnist", 100, "noisy"), ("cifar10", 4000, "noisy"), ("fashion_mnist", 100, "clean")],
-}
-PROTOCOL = {
-    "quick": dict(rounds=3, budget=50, train=TrainConfig(epochs=6, batch_size=128, lr=3e-3, patience=3, cosine=True)),
-    "full": dict(rounds=10, budget=300, train=TrainConfig(epochs=20, batch_size=128, lr=3e-3, patience=5, cosine=True)),
-}
-
-
-def protocol(profile: str) -> ActiveProtocol:
-    """Rounds, budget per round and the student (the 64-unit MLP of notebooks 02-03) of ``profile``."""
-    chosen = pick(profile, PROTOCOL)
-    return ActiveProtocol(chosen["rounds"], chosen["budget"], SemiSupervisedStudent(hidden=64, train=chosen["train"]))
 
 
 def make_task(dataset: str, n_labelled: int, teacher: str, seed: int, profile: str) -> SemiSupervisedTask:
@@ -166,12 +165,14 @@ def make_task(dataset: str, n_labelled: int, teacher: str, seed: int, profile: s
 
 
 def to_records(rounds: pd.DataFrame) -> list[Record]:
-    """Per (task, strategy, seed): the mean test accuracy over rounds 1..R (the area under the accuracy-vs-queries
-    curve, per round), the final test accuracy, and the teacher's error rate among all the points queried."""
+    """Per (task, strategy, seed): the test and validation accuracy averaged over rounds 1..R (the area under the
+    accuracy-vs-queries curve, per round), the final test accuracy, and the teacher's error rate among all the points
+    queried."""
     queried = rounds[rounds["round"] > 0]
     out = []
     for (task, strategy, seed), group in queried.groupby(["task", "strategy", "seed"], sort=False):
         last = group[group["round"] == group["round"].max()].iloc[0]
-        values = {"mean_test_accuracy": group.test_accuracy.mean(), "final_test_accuracy": last.test_accuracy, "teacher_error_queried": last.teacher_error_queried}
+        values = {"mean_test_accuracy": group.test_accuracy.mean(), "mean_val_accuracy": group.val_accuracy.mean(),
+                  "final_test_accuracy": last.test_accuracy, "teacher_error_queried": last.teacher_error_queried}
         out += [Record(task, strategy, "-", int(seed), metric, float(value)) for metric, value in values.items()]
     return out
