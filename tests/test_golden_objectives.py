@@ -51,6 +51,7 @@ def _builders(x: dict) -> dict:
         "confidence_threshold": (get_objective("confidence_threshold", threshold=0.6), "outputs"),
         "weighted_distillation": (get_objective("weighted_distillation", weights=x["weights"], target="hard", normalise=True), "outputs"),
         "debiased_distillation": (get_objective("debiased_distillation", teacher_error=x["teacher_error"]), "outputs"),
+        "expected_clean_loss": (get_objective("expected_clean_loss", teacher_error=x["teacher_error"], target="hard"), "outputs"),
         "slam": (get_objective("slam", alpha=x["alpha"], mask=mask), "outputs"),
         "class_targets": (get_objective("class_targets", targets=probs), "subclass_outputs"),
         "subclass_targets": (get_objective("subclass_targets", targets=probs[:, :, None] * torch.tensor([0.25, 0.75])), "subclass_outputs"),

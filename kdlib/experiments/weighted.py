@@ -1,79 +1,131 @@
-"""Notebook 03 (weighted distillation): per-example weights on the teacher-labelled pool, and their diagnostics.
+"""Notebook 03 (weighted distillation): the method under test, its ablations and controls on the teacher-labelled
+pool, the pilot, and the diagnostics of the weights.
 
-Every method is a registered objective spec; all of them also fit the true labels of L. The
-teacher-error estimate p(x) is fitted on the validation set V only; the oracle weights read U's true labels.
+Every method is a registered objective spec; all of them also fit the true labels of L. The teacher-error estimate
+p(x) is fitted on the validation set V only; the oracle weights read U's true labels (the ceiling of any weighting).
+The sweep runs through the shared harness: ``unlabelled.run_sweep(profile, seeds, "kdlib.experiments.weighted",
+"weighted")`` calls :func:`methods` per (dataset, |L|, seed) cell.
 """
 
 from __future__ import annotations
+
+from typing import Mapping
 
 import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
-from kdlib.cache import Cache
-from kdlib.distill.correctness import top1_margin
-from kdlib.distill.weighted import correctness_weight, teacher_error
+from kdlib.distill.weighted import backward_corrected_loss, correctness_weight, debiasing_weight, expected_clean_target, teacher_error
 from kdlib.experiments import unlabelled
 from kdlib.experiments.slam import slam_method
-from kdlib.experiments.unlabelled import SemiSupervisedStudent
 from kdlib.tasks import SemiSupervisedTask
 
-WEIGHTED = {"hard": "weighted hard", "soft": "weighted soft"}  # R2, the main method
-R1 = {"hard": "weighted hard, R1 (1 - p)", "soft": "weighted soft, R1 (1 - p)"}
-CONSTANT = {"hard": "constant weight, hard", "soft": "constant weight, soft"}
+WEIGHTED = {"hard": "weighted hard", "soft": "weighted soft"}  # the method under test [R]: the expected clean loss
+R1 = {"hard": "R1 (1 - p), hard", "soft": "R1 (1 - p), soft"}
+R2 = "R2 (distortion), soft"
+CONSTANT = "constant p, soft"  # the method with p(x) replaced by its mean over U: the same mean weight, no per-example signal
 ORACLE = {"hard": "oracle weights, hard", "soft": "oracle weights, soft"}
 UNWEIGHTED = {"hard": "hard distillation", "soft": "soft distillation"}
+METHODS = ["labels only", UNWEIGHTED["hard"], WEIGHTED["hard"], R1["hard"], ORACLE["hard"],
+           UNWEIGHTED["soft"], WEIGHTED["soft"], R1["soft"], R2, CONSTANT, ORACLE["soft"], "SLaM"]
+PILOT_SEEDS = (1000, 1001, 1002)  # the pilot's replicates: never reused by a claim
 
 
-def methods(task: SemiSupervisedTask, thresholds: tuple[float, ...] = unlabelled.THRESHOLDS) -> dict[str, dict]:
-    """Baselines, weighted distillation (R2) and its ablations (R1, a constant weight, oracle weights), hard and
-    soft, and SLaM as run in notebook 02."""
-    error = teacher_error(task.teacher_val, task.y_val, task.teacher_unlabelled)
-    r1 = correctness_weight(error)
-    weights = [
-        (R1, r1),
-        (CONSTANT, torch.full_like(r1, r1.mean().item())),  # the same mean weight as R1, on every example
-        (ORACLE, unlabelled.oracle_correct(task)),
-    ]
-    out = unlabelled.baseline_methods(thresholds)
+def _error(task: SemiSupervisedTask) -> torch.Tensor:
+    return teacher_error(task.teacher_val, task.y_val, task.teacher_unlabelled)
+
+
+def methods(task: SemiSupervisedTask) -> dict[str, dict]:
+    """:data:`METHODS` as objective specs: labels only, unweighted hard / soft distillation, the method (hard, soft),
+    R1 (hard, soft), R2 (soft), the constant-p control (soft), oracle weights (hard, soft) and SLaM as in notebook 02."""
+    error = _error(task)
+    error_spec = task.on_training_set(error, 0.0)
+    out = unlabelled.baseline_methods(thresholds=())
     for kind in ("hard", "soft"):
-        out[WEIGHTED[kind]] = {"name": "debiased_distillation", "teacher_error": task.on_training_set(error, 0.0), "target": kind}
-        for names, w in weights:
-            out[names[kind]] = {"name": "weighted_distillation", "weights": task.on_training_set(w), "target": kind}
-    return {**out, "SLaM": slam_method(task)}
+        out[WEIGHTED[kind]] = {"name": "expected_clean_loss", "teacher_error": error_spec, "target": kind}
+        out[R1[kind]] = {"name": "weighted_distillation", "weights": task.on_training_set(correctness_weight(error)), "target": kind}
+        out[ORACLE[kind]] = {"name": "weighted_distillation", "weights": task.on_training_set(unlabelled.oracle_correct(task)), "target": kind}
+    out[R2] = {"name": "debiased_distillation", "teacher_error": error_spec, "target": "soft"}
+    out[CONSTANT] = {"name": "expected_clean_loss", "teacher_error": task.on_training_set(torch.full_like(error, error.mean().item()), 0.0), "target": "soft"}
+    out["SLaM"] = slam_method(task)
+    return {name: out[name] for name in METHODS}
 
 
-def evaluate(task: SemiSupervisedTask, student: SemiSupervisedStudent, cache: Cache | None = None) -> tuple[list[dict], pd.DataFrame]:
-    """Every method's student on ``task`` and, per example of U, the weights each weighting gave it."""
-    rows = unlabelled.evaluate(task, methods, student, cache)
-    final = {r["method"]: r.pop("unlabelled_weights") for r in rows if "unlabelled_weights" in r}
-    return rows, weights_on_pool(task, final)
+def pilot_methods(task: SemiSupervisedTask) -> dict[str, dict]:
+    """The pilot's pair: the method and unweighted distillation, soft labels."""
+    return {name: spec for name, spec in methods(task).items() if name in (WEIGHTED["soft"], UNWEIGHTED["soft"])}
 
 
-def weights_on_pool(task: SemiSupervisedTask, final_weights: dict[str, torch.Tensor]) -> pd.DataFrame:
-    """One row per example of U: the teacher's margin, whether it is right, the R1 weight and the final R2 weights."""
-    error = teacher_error(task.teacher_val, task.y_val, task.teacher_unlabelled)
-    frame = pd.DataFrame({
-        "teacher margin": top1_margin(task.teacher_unlabelled).numpy(),
-        "teacher right": unlabelled.oracle_correct(task).bool().numpy(),
-        "R1 (1 - p)": correctness_weight(error).numpy(),
-        **{f"R2 ({name})": weights.numpy() for name, weights in final_weights.items()},
-    })
-    return frame.assign(dataset=task.dataset, n_labelled=task.n_labelled, seed=task.seed)
-
-
-def weight_separation(pool: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, |L|) and weighting: the mean weight on right and on wrong teacher labels, and the AUC of the
-    weight as a detector of right labels (0.5: no better than a constant weight), averaged over seeds."""
-    weightings = [c for c in pool.columns if c.startswith(("R1", "R2"))]
+def run_pilot(profile: str, seeds: tuple[int, ...] = PILOT_SEEDS) -> pd.DataFrame:
+    """The pilot: :func:`pilot_methods` on the noisiest setting of each dataset, one stack per (dataset, seed); cached."""
+    student_of = {dataset: unlabelled.student(profile, dataset) for dataset in unlabelled.sweeps(profile)}
     rows = []
-    for (dataset, n_labelled, seed), group in pool.groupby(["dataset", "n_labelled", "seed"], sort=False):
-        right = group["teacher right"]
-        for weighting in weightings:
-            w = group[weighting]
-            rows.append({
-                "dataset": dataset, "n_labelled": n_labelled, "seed": seed, "weighting": weighting,
-                "mean weight, teacher right": w[right].mean(), "mean weight, teacher wrong": w[~right].mean(),
-                "AUC (right vs wrong)": roc_auc_score(right, w) if 0 < right.mean() < 1 else float("nan"),
-            })
-    return pd.DataFrame(rows).groupby(["dataset", "n_labelled", "weighting"], sort=False).mean(numeric_only=True).drop(columns="seed")
+    for dataset, sizes in unlabelled.sweeps(profile).items():
+        for seed in seeds:
+            task = unlabelled.make_task(dataset, sizes[0], seed, profile)
+            rows += unlabelled.evaluate(task, pilot_methods, student_of[dataset])
+    return pd.DataFrame(rows)
+
+
+def pool_weights(task: SemiSupervisedTask, r2_final: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The weight each weighting puts on the teacher's label of every example of U: 1 - p(x) (the method and R1 alike),
+    R2's weights under the final student (when given), the oracle's."""
+    weights = {"1 - p(x): weighted, R1": correctness_weight(_error(task))}
+    if r2_final is not None:
+        weights["R2 (final student)"] = torch.as_tensor(r2_final)
+    return weights | {"oracle": unlabelled.oracle_correct(task)}
+
+
+def diagnostics(task: SemiSupervisedTask, r2_final: torch.Tensor | None = None) -> pd.DataFrame:
+    """Per weighting on one task: the mean weight on right and on wrong teacher labels of U, the AUC of the weight as a
+    detector of right labels (0.5: no better than a constant), and p(x)'s mean against the teacher's error rate on U."""
+    right = unlabelled.oracle_correct(task).bool()
+    both = 0 < right.float().mean() < 1
+    error = _error(task)
+    rows = [{"weighting": name, "mean weight, teacher right": w[right].mean().item(), "mean weight, teacher wrong": w[~right].mean().item(),
+             "AUC (right vs wrong)": roc_auc_score(right.numpy(), w.numpy()) if both else float("nan")}
+            for name, w in pool_weights(task, r2_final).items()]
+    return pd.DataFrame(rows).assign(**{"mean p(x) on U": error.mean().item(), "teacher error on U": 1 - right.float().mean().item(),
+                                         "dataset": task.dataset, "n_labelled": task.n_labelled, "seed": task.seed})
+
+
+def sweep_diagnostics(frame: pd.DataFrame, profile: str) -> pd.DataFrame:
+    """:func:`diagnostics` of every (dataset, |L|, seed) cell of a sweep's rows (R2's final weights read from its row;
+    the tasks come from the cache)."""
+    out = []
+    for (dataset, n_labelled, seed), rows in frame.groupby(["dataset", "n_labelled", "seed"], sort=False):
+        r2 = rows.loc[rows.method == R2, "unlabelled_weights"] if "unlabelled_weights" in rows else pd.Series(dtype=object)
+        out.append(diagnostics(unlabelled.make_task(dataset, int(n_labelled), int(seed), profile), r2.iloc[0] if len(r2) else None))
+    return pd.concat(out, ignore_index=True)
+
+
+def weight_separation(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """:func:`sweep_diagnostics` averaged over seeds, per (dataset, |L|, weighting)."""
+    return per_seed.groupby(["dataset", "n_labelled", "weighting"], sort=False).mean(numeric_only=True).drop(columns="seed")
+
+
+def unbiasedness_check(p: float = 0.3, loss_true: float = 0.4, loss_other: float = 2.0) -> pd.DataFrame:
+    """Issue 18's binary check: each estimator's expected loss against the clean loss, under two noise models.
+
+    The student's loss is ``loss_true`` on class 0 and ``loss_other`` on class 1. *Flip model* (Natarajan et al.):
+    the true label is class 0 and the teacher says class 1 with probability p. *Deterministic teacher*: the teacher
+    says class 0 and the true label is class 1 with probability p, which is what an isotonic p(x) = P(y != y_t |
+    margin) fitted on V describes.
+    """
+    error, label = torch.tensor([p, p]), torch.tensor([0, 1])  # row i: the teacher says class i
+    losses = torch.tensor([loss_true, loss_other]).expand(2, 2)
+    own, alternative = losses[[0, 1], label], losses[[0, 1], 1 - label]
+    estimators = {
+        "unweighted": own, "R1 (1 - p)": correctness_weight(error) * own, "R2 (distortion, clipped at 1)": debiasing_weight(error, alternative / own) * own,
+        "backward correction (Natarajan et al. 2013)": backward_corrected_loss(losses, label, error),
+        "the method: expected clean loss": (expected_clean_target(torch.eye(2)[label], error, "hard") * losses).sum(1),
+    }
+    clean = {"flip model": loss_true, "deterministic teacher": (1 - p) * loss_true + p * loss_other}
+    rows = {"clean loss": clean} | {name: {"flip model": float((1 - p) * v[0] + p * v[1]), "deterministic teacher": float(v[0])}
+                                    for name, v in estimators.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("estimator")
+
+
+def noisy_and_clean(sweep: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[str, str]]:
+    """Per dataset with at least two |L|: its noisiest and cleanest experiment names."""
+    return {d: (f"{d} |L|={sizes[0]}", f"{d} |L|={sizes[-1]}") for d, sizes in sweep.items() if len(sizes) > 1}
