@@ -280,6 +280,9 @@ def text_teacher(dataset: str, profile: str, encoder: str = "minilm-l6", cache: 
 
 
 # --- teachers trained on a few labels -----------------------------------------------------------------------------
+EVAL_EVERY_STEPS = 10  # few-label teachers are validated about every 10 updates at the least
+
+
 @dataclass(frozen=True)
 class FewLabelRecipe:
     """A teacher trained on a few labelled examples L to convergence: up to ``epochs`` passes over L (more for a tiny L,
@@ -287,9 +290,9 @@ class FewLabelRecipe:
     validation set V after ``patience`` epochs without a better accuracy (the best epoch is kept). The schedule scales
     with |L| (epochs, not a fixed step count), so a larger L buys a better teacher."""
 
-    epochs: int = 60
-    min_steps: int = 1500
-    patience: int = 10
+    epochs: int = 40
+    min_steps: int = 400
+    patience: int = 8
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 5e-4
@@ -302,14 +305,16 @@ class FewLabelRecipe:
     def config(self, n_labelled: int) -> TrainConfig:
         steps_per_epoch = math.ceil(n_labelled / self.batch_size)
         epochs = max(self.epochs, math.ceil(self.min_steps / steps_per_epoch))
-        patience = max(self.patience, math.ceil(self.patience * self.epochs / epochs))  # in epochs of the longer schedule: the same share
-        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, patience=patience, cosine=True)
+        every = max(1, math.ceil(EVAL_EVERY_STEPS / steps_per_epoch))  # a validation pass costs more than a tiny epoch
+        patience = math.ceil(self.patience * epochs / self.epochs / every)  # the same share of a longer schedule, in validations
+        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, patience=patience, cosine=True,
+                           epochs_per_eval=every)
 
 
 def few_label_recipe(dataset: str, profile: str) -> FewLabelRecipe:
-    """The few-label vision teacher of a profile (flip/crop on CIFAR-10): up to 60 epochs and at least 1,500 updates in
+    """The few-label vision teacher of a profile (flip/crop on CIFAR-10): up to 40 epochs and at least 400 updates in
     full, 8 epochs and 60 updates in quick."""
-    epochs, min_steps, patience = pick(profile, {"quick": (8, 60, 3), "full": (60, 1500, 10)})
+    epochs, min_steps, patience = pick(profile, {"quick": (8, 60, 3), "full": (40, 400, 8)})
     return FewLabelRecipe(epochs=epochs, min_steps=min_steps, patience=patience, augment=dataset == "cifar10")
 
 
@@ -351,8 +356,9 @@ def few_label_text_teacher(inputs: torch.Tensor, labels: torch.Tensor, num_class
     cache = cache or Cache()
     steps_per_epoch = math.ceil(len(labels) / 32)
     planned = max(epochs, math.ceil(min_steps / steps_per_epoch))
-    config = TrainConfig(epochs=planned, batch_size=32, lr=1e-3, weight_decay=1e-4, patience=max(patience, math.ceil(patience * epochs / planned)),
-                         cosine=True)
+    every = max(1, math.ceil(EVAL_EVERY_STEPS / steps_per_epoch))
+    config = TrainConfig(epochs=planned, batch_size=32, lr=1e-3, weight_decay=1e-4, patience=math.ceil(patience * planned / epochs / every),
+                         cosine=True, epochs_per_eval=every)
     key = {"inputs": inputs, "labels": labels, "hidden": hidden, "config": config, "validation": validation, "seed": seed, "version": RECIPE_VERSION}
 
     def train_teacher() -> dict:

@@ -43,6 +43,8 @@ class TrainConfig:
         weight_decay: decoupled weight decay (AdamW) or L2 penalty (SGD).
         patience: a student stops after this many evaluations without a better validation accuracy (None: never).
         evals_per_epoch: validation checks per epoch.
+        epochs_per_eval: validate only in every ``epochs_per_eval``-th epoch (for tiny training sets, where a validation
+            pass costs more than an epoch); patience counts validations.
         cosine: cosine learning-rate decay (else constant).
         optimizer: ``"adamw"`` (fused kernel) or ``"sgd"`` (plain, with optional momentum).
         momentum: SGD momentum.
@@ -55,13 +57,14 @@ class TrainConfig:
     weight_decay: float = 0.0
     patience: int | None = 5
     evals_per_epoch: int = 1
+    epochs_per_eval: int = 1
     cosine: bool = False
     optimizer: Literal["adamw", "sgd"] = "adamw"
     momentum: float = 0.0
     max_steps: int | None = None
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.weight_decay < 0 or self.evals_per_epoch < 1:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.weight_decay < 0 or self.evals_per_epoch < 1 or self.epochs_per_eval < 1:
             raise ValueError(f"invalid training config {self}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
@@ -410,7 +413,7 @@ def fit(
             bar.update()
             if on_step is not None:
                 on_step(StepState(history.steps, epoch, stack, batch, losses.detach()))
-            if step_in_epoch + 1 in checks:
+            if step_in_epoch + 1 in checks and (epoch + 1) % config.epochs_per_eval == 0:
                 history.train_loss.append((history.steps, (running / running_steps).cpu().numpy()))
                 running, running_steps = torch.zeros(m, device=device), 0
                 scores = accuracy(stack, *val)

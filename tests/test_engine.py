@@ -126,6 +126,15 @@ def test_curves_schedule_and_sgd():
     assert len(lrs) == 24
 
 
+def test_validation_every_few_epochs_counts_patience_in_validations():
+    x, y, _ = _vectors()
+    config = TrainConfig(epochs=7, batch_size=100, lr=1e-3, patience=None, epochs_per_eval=3)  # 3 steps per epoch
+    history = fit(MLP(6, 2, hidden=(8,)), get_objective("ce"), TrainSet(x, y), config=config, seed=0, val=(x, y), progress=False)
+    assert [step for step, _ in history.val_curve] == [9, 18]  # after epochs 3 and 6 only
+    with pytest.raises(ValueError, match="invalid training config"):
+        TrainConfig(epochs_per_eval=0)
+
+
 def test_teacher_on_the_augmented_batch_and_transforms_are_seeded():
     x, y, _ = _images(n=64)
     seen = []

@@ -53,6 +53,7 @@ def _builders(x: dict) -> dict:
         "debiased_distillation": (get_objective("debiased_distillation", teacher_error=x["teacher_error"]), "outputs"),
         "expected_clean_loss": (get_objective("expected_clean_loss", teacher_error=x["teacher_error"], target="hard"), "outputs"),
         "slam": (get_objective("slam", alpha=x["alpha"], mask=mask), "outputs"),
+        "target_distillation": (get_objective("target_distillation", targets=torch.roll(probs, 1, dims=1)), "outputs"),
         "class_targets": (get_objective("class_targets", targets=probs), "subclass_outputs"),
         "subclass_targets": (get_objective("subclass_targets", targets=probs[:, :, None] * torch.tensor([0.25, 0.75])), "subclass_outputs"),
         "uniform_split": (get_objective("uniform_split", teacher_logits=x["teacher"], subclasses=2), "subclass_outputs"),

@@ -84,3 +84,20 @@ def test_normalised_mix_needs_k_of_two_and_calibration_needs_data():
         CorrectnessCalibration(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))
     with pytest.raises(ValueError, match="delta"):
         estimate_k(torch.full((2, 2), 0.5), torch.tensor([0, 1]), delta=1.0)
+
+
+def test_target_distillation_fits_fixed_pool_targets_and_true_labels():
+    import torch.nn.functional as F
+
+    from kdlib.distill import get_objective
+    from kdlib.train import Batch
+
+    outputs = torch.tensor([[1.0, 0.0, -1.0], [0.2, 0.3, 0.5]])
+    targets = torch.tensor([[0.0, 1.0, 0.0], [0.5, 0.25, 0.25]])
+    batch = Batch(torch.arange(2), torch.tensor([2, -1]), None, {}, 0)
+    loss = get_objective("target_distillation", targets=targets)(outputs, batch)
+    expected_pool = -(targets[1] * F.log_softmax(outputs[1], 0)).sum()
+    assert loss[0].item() == pytest.approx(-F.log_softmax(outputs[0], 0)[2].item())  # L: the true label, not the target
+    assert loss[1].item() == pytest.approx(expected_pool.item())
+    with pytest.raises(ValueError, match="probability rows"):
+        get_objective("target_distillation", targets=torch.ones(2, 3))

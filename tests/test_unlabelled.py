@@ -26,7 +26,7 @@ def _task(n_l=40, n_u=200, dim=5, classes=3, seed=0):
         return torch.full((len(y), classes), 0.05).scatter(1, label[:, None], 0.9)
 
     return SemiSupervisedTask(
-        name="toy", dataset="toy", n_labelled=n_l, seed=seed, classes=("a", "b", "c"),
+        name="toy", dataset="toy", n_labelled=n_l, seed=seed, classes=tuple("abc"[:classes]),
         x_labelled=xl, y_labelled=yl, x_unlabelled=xu, y_unlabelled=yu, teacher_unlabelled=noisy_teacher(yu),
         x_val=xv, y_val=yv, teacher_val=noisy_teacher(yv), x_test=xt, y_test=yt, teacher_test=noisy_teacher(yt),
     )
@@ -44,11 +44,22 @@ def test_methods_cover_every_method_with_training_set_aligned_data():
         for value in spec.values():
             if isinstance(value, torch.Tensor):
                 assert len(value) == 40 + 200  # L then U
-    assert methods["threshold 0.7"] == {"name": "confidence_threshold", "threshold": 0.7}
+    assert methods["threshold 0.9"] == {"name": "confidence_threshold", "threshold": 0.9}
     oracle = methods["SLaM, oracle alpha"]["alpha"][40:]
-    assert torch.equal(oracle.bool(), task.teacher_unlabelled.argmax(1) == task.y_unlabelled)
+    right = task.teacher_unlabelled.argmax(1) == task.y_unlabelled
+    assert torch.equal(oracle.bool(), right)
     alpha = methods["SLaM"]["alpha"][40:]
-    assert (alpha >= 1 / 3).all() and (alpha <= 1).all()
+    assert (alpha >= 0.5).all() and (alpha <= 1).all()  # restricted to the range where the unnormalised mix corrects
+    ceiling = methods[slam.CEILING]["targets"]
+    assert torch.equal(ceiling[:40], torch.nn.functional.one_hot(task.y_labelled, 3).float())
+    assert torch.equal(ceiling[40:][right], task.teacher_unlabelled[right])  # the teacher's label where it is right
+    assert torch.equal(ceiling[40:][~right].argmax(1), task.y_unlabelled[~right]) and (ceiling[40:][~right].max(1).values == 1).all()
+
+
+def test_binary_tasks_drop_the_ablations_that_coincide_with_slam():
+    task = _task(classes=2)
+    names = set(slam.methods(task))
+    assert "SLaM" in names and not names & set(slam.MULTICLASS_ONLY)
 
 
 def test_training_set_joins_labels_and_the_teachers_pool():
@@ -96,8 +107,9 @@ def test_select_threshold_and_calibration():
 def test_few_label_recipe_scales_with_the_labelled_set():
     assert few_label_recipe("cifar10", "full").augment and not few_label_recipe("fashion_mnist", "full").augment
     small, large = (few_label_recipe("fashion_mnist", "full").config(n_labelled=n) for n in (100, 9000))
-    assert small.epochs == 750 and small.patience == 10  # 2 steps per epoch: 750 epochs for the 1,500-update floor
-    assert large.epochs == 60 and large.patience == 10  # 141 steps per epoch: the epoch budget, 8,460 updates
+    # 2 steps per epoch: 200 epochs for the 400-update floor, validated every 5 epochs, patience 40 epochs = 8 validations
+    assert (small.epochs, small.epochs_per_eval, small.patience) == (200, 5, 8)
+    assert (large.epochs, large.epochs_per_eval, large.patience) == (40, 1, 8)  # 141 steps per epoch: the epoch budget
     assert large.planned_steps(9000) > small.planned_steps(100)  # more labels, more updates
     assert few_label_recipe("fashion_mnist", "quick").config(100).planned_steps(100) < small.planned_steps(100)
     with pytest.raises(ValueError, match="profile"):

@@ -22,6 +22,11 @@ from kdlib.distill.registry import register_objective
 from kdlib.distill.teacher_labels import Target, on_labels_and_pool, teacher_targets
 from kdlib.train import Batch
 
+# The unnormalised mix is a correction only where alpha >= 1/2: d mix_y / d f_y = 2 alpha - 1, so below 1/2 a higher
+# student probability of the teacher's label *lowers* its mixed probability and the loss pushes the student away from
+# the label (notes 02 §6, pilot lesson 2). Estimates of alpha are restricted to [VALID_ALPHA, 1].
+VALID_ALPHA = 0.5
+
 
 def top_k_mask(teacher_probs: torch.Tensor, k: torch.Tensor | int) -> torch.Tensor:
     """0/1 mask (N, C) of each row's k largest teacher probabilities (``k`` a scalar or one per row)."""

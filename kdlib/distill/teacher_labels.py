@@ -7,7 +7,8 @@ labels (label -1). On U the student fits the teacher's label, hard (its argmax) 
 * ``hard_distillation`` / ``soft_distillation``: every pool example, weight 1;
 * ``confidence_threshold``: hard labels, only where the teacher's top probability reaches ``threshold``;
 * ``weighted_distillation``: fixed per-example weights (aligned with the training set; e.g. 1 - p(x), a constant,
-  or the oracle's 1[teacher right]).
+  or the oracle's 1[teacher right]);
+* ``target_distillation``: fixed per-example target distributions (a ceiling that reads the truth).
 """
 
 from __future__ import annotations
@@ -98,3 +99,22 @@ class WeightedDistillation:
             return loss
         counted = torch.where(batch.labels >= 0, torch.ones_like(weights), weights).sum()
         return loss * len(loss) / counted.clamp_min(1.0)
+
+
+@register_objective("target_distillation")
+class TargetDistillation:
+    """CE on L's labels; on U, CE to fixed per-example target distributions (N, C) aligned with the training set
+    (rows of labelled examples are ignored), e.g. notebook 02's corrected-label ceiling: the teacher's probabilities
+    where its top-1 is right, the true label where it is wrong."""
+
+    def __init__(self, targets: torch.Tensor) -> None:
+        targets = torch.as_tensor(targets, dtype=torch.float32)
+        if targets.ndim != 2 or (targets < 0).any() or not torch.allclose(targets.sum(1), torch.ones(len(targets)), atol=1e-4):
+            raise ValueError("targets must be (N, C) probability rows, one per training example")
+        self.targets = targets
+
+    def __call__(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        targets = self.targets.to(outputs.device)[batch.index]
+        if targets.shape != outputs.shape:
+            raise ValueError(f"targets {tuple(targets.shape)} do not match the outputs {tuple(outputs.shape)}")
+        return on_labels_and_pool(outputs, batch, -(targets * F.log_softmax(outputs, 1)).sum(1))

@@ -36,19 +36,19 @@ from kdlib.train import History, TrainConfig, TrainSet, accuracy, fit, predict_o
 STUDENTS_VERSION = 3
 Methods = Mapping[str, Mapping]  # method name -> objective spec
 
-THRESHOLDS = (0.5, 0.7, 0.9)
+THRESHOLDS = (0.6, 0.9)
 
 # |L| per dataset, from a poor to a good teacher; the pool U (at least 4 |L|); the validation set V (500, as the papers)
 SWEEPS = {
-    "quick": {"fashion_mnist": (100, 300), "sst2": (30, 100)},
-    "full": {"fashion_mnist": (100, 300, 1000), "cifar10": (1000, 4000), "sst2": (30, 100, 500)},
+    "quick": {"fashion_mnist": (50, 100), "sst2": (30, 60)},
+    "full": {"fashion_mnist": (100, 1000), "sst2": (30, 300)},
 }
-POOL = {"quick": {"fashion_mnist": 1500, "sst2": 400}, "full": {"fashion_mnist": 8000, "cifar10": 16000, "sst2": 8000}}
+POOL = {"quick": {"fashion_mnist": 400, "sst2": 240}, "full": {"fashion_mnist": 4000, "cifar10": 4000, "sst2": 4000}}
 VALIDATION = {"quick": 200, "full": 500}
 TOKEN_CNN = (("embed_dim", 32), ("filters", 64), ("hidden", 32), ("kernel", 3))  # notebook 01's text student
 STUDENT_TRAINING = {  # per-student early stopping on V; the cosine schedule spans the planned epochs
-    "quick": TrainConfig(epochs=3, batch_size=128, lr=3e-3, weight_decay=5e-4, patience=2, cosine=True),
-    "full": TrainConfig(epochs=30, batch_size=128, lr=3e-3, weight_decay=5e-4, patience=6, cosine=True),
+    "quick": TrainConfig(epochs=2, batch_size=128, lr=3e-3, weight_decay=5e-4, patience=2, cosine=True),
+    "full": TrainConfig(epochs=12, batch_size=128, lr=3e-3, weight_decay=5e-4, patience=4, cosine=True),
 }
 
 
@@ -149,21 +149,40 @@ def make_task(dataset: str, n_labelled: int, seed: int, profile: str) -> SemiSup
     return vision_semisup_task(dataset, n_labelled, n_unlabelled=pool, seed=seed, n_validation=validation, recipe=few_label_recipe(dataset, profile))
 
 
-def evaluate_cell(dataset: str, n_labelled: int, seed: int, profile: str, methods_from: str) -> list[dict]:
-    """A grid cell: every method of the module ``methods_from`` (its ``methods(task)``) on one (dataset, |L|, seed)
-    task, one stack of students, plus the teacher as a row."""
+def evaluate_cell(dataset: str, n_labelled: int, seed: int, profile: str, methods_from: str, keep: list[str] | None = None) -> list[dict]:
+    """A grid cell: every method of the module ``methods_from`` (its ``methods(task)``; only those named in ``keep`` if
+    given) on one (dataset, |L|, seed) task, one stack of students, plus the teacher as a row."""
+    chosen = importlib.import_module(methods_from).methods
+    if keep is not None:
+        chosen = _only(chosen, keep)
     task = make_task(dataset, n_labelled, seed, profile)
-    return evaluate(task, importlib.import_module(methods_from).methods, student(profile, dataset))
+    return evaluate(task, chosen, student(profile, dataset))
 
 
-def run_sweep(profile: str, seeds: list[int], methods_from: str, experiment: str, datasets: Mapping[str, tuple[int, ...]] | None = None,
-              progress: bool = True) -> pd.DataFrame:
-    """Every (dataset, |L|, seed) cell of the sweep (``datasets``: |L| per dataset, default the profile's sweep) through
-    :func:`kdlib.grid.run_grid`."""
+def _only(methods: Callable[[SemiSupervisedTask], Methods], keep: list[str]) -> Callable[[SemiSupervisedTask], Methods]:
+    def chosen(task: SemiSupervisedTask) -> dict:
+        every = methods(task)
+        missing = [m for m in keep if m not in every]
+        if missing:
+            raise ValueError(f"unknown methods {missing}; available: {sorted(every)}")
+        return {m: every[m] for m in keep}
+
+    return chosen
+
+
+def run_sweep(profile: str, seeds: list[int] | range | tuple[int, ...], methods_from: str, experiment: str,
+              datasets: Mapping[str, tuple[int, ...]] | None = None, keep: list[str] | None = None, progress: bool = True) -> pd.DataFrame:
+    """Every (dataset, |L|, seed) cell of the sweep (``datasets``: |L| per dataset, default the profile's sweep; ``keep``:
+    only these methods) through :func:`kdlib.grid.run_grid`."""
     grid = datasets or sweeps(profile)
-    cells = [{"dataset": d, "n_labelled": int(n), "seed": int(s), "profile": profile, "methods_from": methods_from}
+    cells = [{"dataset": d, "n_labelled": int(n), "seed": int(s), "profile": profile, "methods_from": methods_from, "keep": keep}
              for d, sizes in grid.items() for n in sizes for s in seeds]
     return run_grid(evaluate_cell, experiment=experiment, cells=cells, context={"version": STUDENTS_VERSION}, progress=progress)
+
+
+def noisiest(profile: str) -> dict[str, tuple[int, ...]]:
+    """The smallest |L| (the noisiest teacher) of each dataset of ``profile``."""
+    return {dataset: sizes[:1] for dataset, sizes in sweeps(profile).items()}
 
 
 def tasks(profile: str, seeds: list[int]) -> Iterator[SemiSupervisedTask]:

@@ -32,6 +32,8 @@ STUDENT_CNN = {"widths": (8, 16), "embed_dim": 32}
 class SmallCNN(nn.Module):
     """conv blocks -> global average pool -> FC embedding -> linear head."""
 
+    memory_format = torch.channels_last  # the layout the engine converts batches to: 2.7x faster on this CPU (batch 64, 32/64/128)
+
     def __init__(self, config: CNNConfig) -> None:
         super().__init__()
         if not config.widths or min(config.widths) < 1 or config.embed_dim < 1 or config.num_classes < 2:
