@@ -52,9 +52,12 @@ def test_run_active_rounds_queries_and_validation(tmp_path):
     first = rounds[rounds["round"] == 0]
     assert first.test_accuracy.nunique() == 1  # every strategy starts from the same student
     assert len(out["alignment"]) == 10
-    records = active.to_records(rounds)
+    records = active.to_records(rounds, [task])
     assert {r.metric for r in records} == {"mean_test_accuracy", "mean_val_accuracy", "final_test_accuracy", "teacher_error_queried"}
-    assert len(records) == 4 * 4
+    assert len(records) == 4 * 4 + 2
+    mean_margin = next(r.value for r in records if r.method == "margin" and r.metric == "mean_test_accuracy")
+    assert mean_margin == pytest.approx(rounds.query("strategy == 'margin' and round > 0").test_accuracy.mean())
+    assert {r.value for r in records if r.method == "teacher"} == {task.teacher_accuracy("test")}
     with pytest.raises(ValueError, match="exceeds U"):
         active.run_active(task, ["margin"], active.ActiveProtocol(rounds=2, budget=20, pool=500, schedule=SCHEDULE), STUDENT, cache=Cache(tmp_path))
     with pytest.raises(ValueError, match="unknown strategies"):
@@ -63,3 +66,13 @@ def test_run_active_rounds_queries_and_validation(tmp_path):
         active.ActiveProtocol(rounds=1, budget=0, pool=10, schedule=SCHEDULE)
     with pytest.raises(ValueError, match="exceed the pool"):
         active.ActiveProtocol(rounds=3, budget=100, pool=200, schedule=SCHEDULE)
+
+
+def test_settings_give_the_main_task_the_replicates_and_every_strategy():
+    main, gated, clean = active.settings("full", replicates=9)
+    assert (main.dataset, main.teacher, main.replicates, main.strategies) == ("fashion_mnist", "noisy", 9, active.STRATEGIES)
+    assert gated.dataset == "cifar10" and active.ORACLE in gated.strategies and "margin" in gated.strategies
+    assert clean.teacher == "clean" and set(clean.strategies) == {"margin", "RAD"}
+    assert not set(active.seeds_of(active.pilot_setting("full"))) & set(active.seeds_of(main))  # pilot seeds never reused
+    full = active.protocol("full")
+    assert full.rounds * full.budget <= full.pool

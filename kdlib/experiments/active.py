@@ -31,7 +31,6 @@ from kdlib.profiles import pick
 from kdlib.results import Record
 from kdlib.tasks import SemiSupervisedTask, vision_semisup_task
 from kdlib.teachers import FewLabelRecipe, few_label_recipe, vision_teacher
-from kdlib.train import accuracy
 
 ACTIVE_VERSION = 3
 ORACLE = "oracle (skip teacher mistakes)"
@@ -66,9 +65,17 @@ def restrict(task: SemiSupervisedTask, indices: np.ndarray) -> SemiSupervisedTas
 def features_and_probs(model: StudentStack, x, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
     """The first student's penultimate features (its ``embed``) and class probabilities on ``x``."""
     net = model.student(0).eval()
+    layout = getattr(net, "memory_format", None)  # images run faster in the layout the engine trains in
+    if layout is not None:
+        net = net.to(memory_format=layout)
     n = x.shape[0]
+
+    def inputs(start: int):
+        batch = rows(x, torch.arange(start, min(start + batch_size, n)))
+        return batch.contiguous(memory_format=layout) if layout is not None else batch
+
     with torch.no_grad():
-        features = torch.cat([net.embed(rows(x, torch.arange(s, min(s + batch_size, n)))) for s in range(0, n, batch_size)])
+        features = torch.cat([net.embed(inputs(s)) for s in range(0, n, batch_size)])
         return features, torch.softmax(net.head(features), -1)
 
 
@@ -82,7 +89,8 @@ def train_round(pool: SemiSupervisedTask, queried: np.ndarray, student: SemiSupe
     model, history = unlabelled.fit_students(pool, fitted, [get_objective("soft_distillation")], train, pool.seed)
     features_l, _ = features_and_probs(model, pool.x_labelled)
     features_u, probs_u = features_and_probs(model, pool.x_unlabelled)
-    return {"val_accuracy": float(history.best_val_accuracy[0]), "test_accuracy": float(accuracy(model, pool.x_test, pool.y_test)[0]),
+    test = (features_and_probs(model, pool.x_test)[1].argmax(1) == pool.y_test).double().mean().item()
+    return {"val_accuracy": float(history.best_val_accuracy[0]), "test_accuracy": test,
             "features_L": features_l, "features_U": features_u, "probs_U": probs_u, "probs_V": features_and_probs(model, pool.x_val)[1]}
 
 
@@ -99,7 +107,9 @@ def run_active(task: SemiSupervisedTask, strategies: list[str], protocol: Active
         raise ValueError(f"unknown strategies {unknown} (known: {available_selection_rules()})" if unknown else "no strategies to run")
     if protocol.pool > len(task.y_unlabelled):
         raise ValueError(f"the pool ({protocol.pool} points) exceeds U ({len(task.y_unlabelled)} points)")
-    key = {"task": task.fingerprint(), "strategies": strategies, "protocol": protocol, "student": student, "version": ACTIVE_VERSION}
+    sizes = [task.n_labelled + r * protocol.budget for r in range(protocol.rounds + 1)]
+    key = {"task": task.fingerprint(), "strategies": strategies, "protocol": protocol, "student": student,
+           "schedules": [protocol.schedule.config(n) for n in sizes], "version": ACTIVE_VERSION}
     return (cache or Cache()).get_or_compute("active_runs", key, lambda: _run(restrict(task, np.arange(protocol.pool)), strategies, protocol, student))
 
 
@@ -152,6 +162,79 @@ def error_by_uncertainty(task: SemiSupervisedTask, student_probs: torch.Tensor, 
     return frame.groupby("decile").mean().reset_index().assign(task=task.name, seed=task.seed)
 
 
+# --- the notebook's settings --------------------------------------------------------------------------------------
+PILOT_SEEDS = (1001, 1002, 1003)  # the pilot's replicates on the main setting (the power rule's spread; never reused)
+PILOT_STRATEGIES = ("uniform", "margin", "RAD")
+GATE_STRATEGIES = ("uniform", "margin", "entropy", "RAD", ORACLE)  # CIFAR-10: the first claim's strategies and the ceiling
+CONTROL_STRATEGIES = ("margin", "RAD")  # the clean teacher: the control needs only these two
+
+
+@dataclass(frozen=True)
+class ActiveSetting:
+    """One task of the notebook: (dataset, |L|, teacher "noisy" or "clean"), its strategies and seeds 0..replicates-1."""
+
+    dataset: str
+    n_labelled: int
+    teacher: str
+    strategies: tuple[str, ...]
+    replicates: int
+    role: str
+
+
+# rounds x budget from a pool of the first `pool` points of U; the student's schedule per round (epochs with a floor of
+# updates, early stopping on V): a student on 100-400 examples needs a few hundred updates to converge (measured:
+# validation 0.43 after 250 updates at lr 2e-3, 0.61 after 280 at lr 5e-3, batch 64)
+PROTOCOL = {
+    "quick": dict(rounds=2, budget=50, pool=500, schedule=FewLabelRecipe(epochs=4, min_steps=20, patience=2, batch_size=64, lr=5e-3, augment=False)),
+    "full": dict(rounds=3, budget=100, pool=2000, schedule=FewLabelRecipe(epochs=30, min_steps=300, patience=8, batch_size=64, lr=5e-3, augment=False)),
+}
+CIFAR_SEEDS, CLEAN_SEEDS = 3, 5  # the budget's cut (main setting: the power rule's replicates)
+
+
+def protocol(profile: str) -> ActiveProtocol:
+    """Rounds, budget per round, pool and the student's schedule of ``profile``."""
+    return ActiveProtocol(**pick(profile, PROTOCOL))
+
+
+def settings(profile: str, replicates: int) -> list[ActiveSetting]:
+    """The notebook's tasks: noisy Fashion-MNIST |L| = 100 (main, ``replicates`` seeds, every strategy), noisy CIFAR-10
+    |L| = 500 (entering the claims only through the headroom gate; fewer seeds and strategies) and the clean-teacher
+    control on the main split (margin and RAD)."""
+    main = ActiveSetting("fashion_mnist", 100, "noisy", STRATEGIES, pick(profile, {"quick": 2, "full": replicates}), "main")
+    clean = ActiveSetting("fashion_mnist", 100, "clean", CONTROL_STRATEGIES, pick(profile, {"quick": 2, "full": CLEAN_SEEDS}), "clean control")
+    if profile == "quick":
+        return [replace(main, strategies=("uniform", "margin", "coreset (k-center greedy)", "RAD", ORACLE)), clean]
+    return [main, ActiveSetting("cifar10", 500, "noisy", GATE_STRATEGIES, CIFAR_SEEDS, "gated"), clean]
+
+
+def pilot_setting(profile: str) -> ActiveSetting:
+    """The pilot: the main setting's task on seeds never reused (:data:`PILOT_SEEDS`), three strategies."""
+    return ActiveSetting("fashion_mnist", 100, "noisy", PILOT_STRATEGIES, pick(profile, {"quick": 2, "full": len(PILOT_SEEDS)}), "pilot")
+
+
+def seeds_of(setting: ActiveSetting) -> list[int]:
+    """The seeds of a setting: the pilot's own, else 0..replicates-1."""
+    return list(PILOT_SEEDS[: setting.replicates]) if setting.role == "pilot" else list(range(setting.replicates))
+
+
+def run_setting(setting: ActiveSetting, profile: str) -> tuple[list[SemiSupervisedTask], dict[str, pd.DataFrame]]:
+    """Every seed of ``setting`` (cached per task and seed): the tasks, and the rounds and alignment frames."""
+    tasks, rounds, alignments = [], [], []
+    for seed in tqdm(seeds_of(setting), desc=f"{setting.dataset} |L|={setting.n_labelled} {setting.teacher}"):
+        task = make_task(setting.dataset, setting.n_labelled, setting.teacher, seed, profile)
+        run = run_active(task, list(setting.strategies), protocol(profile), unlabelled.student(profile, setting.dataset))
+        tasks.append(task)
+        rounds.append(run["rounds"].assign(teacher=setting.teacher, role=setting.role))
+        alignments.append(run["alignment"])
+    return tasks, {"rounds": pd.concat(rounds, ignore_index=True), "alignment": pd.concat(alignments, ignore_index=True)}
+
+
+def teacher_rows(tasks: list[SemiSupervisedTask]) -> pd.DataFrame:
+    """Per task and seed: the task's summary (the teacher's accuracy on test and U, its confidence and training) and the
+    teacher's accuracy on V, from which RAD estimates m."""
+    return pd.DataFrame([{**task.summary(), "seed": task.seed, "teacher acc (V)": task.teacher_accuracy("val")} for task in tasks])
+
+
 def make_task(dataset: str, n_labelled: int, teacher: str, seed: int, profile: str) -> SemiSupervisedTask:
     """The harness's (dataset, |L|, seed) task of ``profile`` with its noisy teacher, or with the clean shared teacher."""
     if teacher == "noisy":
@@ -164,12 +247,13 @@ def make_task(dataset: str, n_labelled: int, teacher: str, seed: int, profile: s
     )
 
 
-def to_records(rounds: pd.DataFrame) -> list[Record]:
+def to_records(rounds: pd.DataFrame, tasks: list[SemiSupervisedTask] = ()) -> list[Record]:
     """Per (task, strategy, seed): the test and validation accuracy averaged over rounds 1..R (the area under the
     accuracy-vs-queries curve, per round), the final test accuracy, and the teacher's error rate among all the points
-    queried."""
+    queried; per task in ``tasks``, the teacher as a method (its test accuracy as the final and mean test accuracy)."""
     queried = rounds[rounds["round"] > 0]
-    out = []
+    out = [Record(task.name, "teacher", "-", int(task.seed), metric, task.teacher_accuracy("test"))
+           for task in tasks for metric in ("final_test_accuracy", "mean_test_accuracy")]
     for (task, strategy, seed), group in queried.groupby(["task", "strategy", "seed"], sort=False):
         last = group[group["round"] == group["round"].max()].iloc[0]
         values = {"mean_test_accuracy": group.test_accuracy.mean(), "mean_val_accuracy": group.val_accuracy.mean(),
