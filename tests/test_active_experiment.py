@@ -1,10 +1,12 @@
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from kdlib.cache import Cache
 from kdlib.distill.active import RoundState, get_selection_rule
 from kdlib.experiments import active
+from kdlib.plots.active import paired_by_round
 from kdlib.teachers import FewLabelRecipe
 from tests.test_unlabelled import STUDENT, _task
 
@@ -76,3 +78,16 @@ def test_settings_give_the_main_task_the_replicates_and_every_strategy():
     assert not set(active.seeds_of(active.pilot_setting("full"))) & set(active.seeds_of(main))  # pilot seeds never reused
     full = active.protocol("full")
     assert full.rounds * full.budget <= full.pool
+
+
+def test_paired_by_round_by_hand():
+    rows = [{"task": "t", "strategy": s, "round": r, "queries": 10 * r, "seed": seed, "test_accuracy": acc}
+            for s, accs in {"margin": [0.5, 0.6], "RAD": [0.52, 0.63]}.items() for seed, base in enumerate(accs)
+            for r, acc in ((0, 0.4), (1, base))]
+    table = paired_by_round(pd.DataFrame(rows), "margin")
+    assert len(table) == 1 and table.loc[0, "queries"] == 10 and table.loc[0, "count"] == 2
+    assert table.loc[0, "mean"] == pytest.approx(2.5)  # (+2, +3) pp
+    half = 0.5 * 12.706  # sem of (2, 3) is 0.707 / sqrt(2) = 0.5, t(0.975, 1) = 12.706
+    assert table.loc[0, "ci_high"] - table.loc[0, "mean"] == pytest.approx(half, rel=1e-3)
+    with pytest.raises(ValueError, match="baseline"):
+        paired_by_round(pd.DataFrame(rows), "entropy")
