@@ -18,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 from kdlib.distill.weighted import backward_corrected_loss, correctness_weight, debiasing_weight, expected_clean_target, teacher_error
 from kdlib.experiments import unlabelled
 from kdlib.experiments.slam import slam_method
+from kdlib.grid import run_grid
 from kdlib.tasks import SemiSupervisedTask
 
 WEIGHTED = {"hard": "weighted hard", "soft": "weighted soft"}  # the method under test [R]: the expected clean loss
@@ -56,15 +57,16 @@ def pilot_methods(task: SemiSupervisedTask) -> dict[str, dict]:
     return {name: spec for name, spec in methods(task).items() if name in (WEIGHTED["soft"], UNWEIGHTED["soft"])}
 
 
-def run_pilot(profile: str, seeds: tuple[int, ...] = PILOT_SEEDS) -> pd.DataFrame:
-    """The pilot: :func:`pilot_methods` on the noisiest setting of each dataset, one stack per (dataset, seed); cached."""
-    student_of = {dataset: unlabelled.student(profile, dataset) for dataset in unlabelled.sweeps(profile)}
-    rows = []
-    for dataset, sizes in unlabelled.sweeps(profile).items():
-        for seed in seeds:
-            task = unlabelled.make_task(dataset, sizes[0], seed, profile)
-            rows += unlabelled.evaluate(task, pilot_methods, student_of[dataset])
-    return pd.DataFrame(rows)
+def pilot_cell(dataset: str, n_labelled: int, seed: int, profile: str) -> list[dict]:
+    """A pilot grid cell: :func:`pilot_methods` on one (dataset, |L|, seed) task, plus the teacher as a row."""
+    task = unlabelled.make_task(dataset, n_labelled, seed, profile)
+    return unlabelled.evaluate(task, pilot_methods, unlabelled.student(profile, dataset))
+
+
+def run_pilot(profile: str, seeds: tuple[int, ...] = PILOT_SEEDS, progress: bool = True) -> pd.DataFrame:
+    """The pilot: :func:`pilot_cell` on the noisiest setting of each dataset, through :func:`kdlib.grid.run_grid` (cached)."""
+    cells = [{"dataset": d, "n_labelled": int(sizes[0]), "seed": int(s), "profile": profile} for d, sizes in unlabelled.sweeps(profile).items() for s in seeds]
+    return run_grid(pilot_cell, experiment="weighted pilot", cells=cells, context={"version": unlabelled.STUDENTS_VERSION}, progress=progress)
 
 
 def pool_weights(task: SemiSupervisedTask, r2_final: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

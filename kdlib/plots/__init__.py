@@ -11,10 +11,11 @@ from kdlib.plots.nas import nas_best_so_far, nas_fronts
 from kdlib.plots.scaling import gap_bars, schedule_check, validation_curves
 from kdlib.plots.variance import floor_vs_lambda, net_diagnostics, sigma2_vs_lambda, suboptimality_curves
 from kdlib.plots.verdicts import VERDICT_COLOURS, forest
+from kdlib.plots.weighting import weights_right_vs_wrong
 
 __all__ = [
     "PALETTE", "VERDICT_COLOURS", "accuracy_by_method", "accuracy_vs_labels", "accuracy_vs_noise",
     "accuracy_vs_student_steps", "differences_to_baseline", "differences_vs_queries", "floor_vs_lambda", "forest", "gap_bars", "loss_surfaces", "method_bars", "method_palette",
     "metric_by_round", "nas_best_so_far", "nas_fronts", "net_diagnostics", "paired_by_round", "save_figure", "schedule_check", "search_progress",
-    "selection_landscape", "set_theme", "sigma2_vs_lambda", "suboptimality_curves", "teacher_steps", "validation_curves",
+    "selection_landscape", "set_theme", "sigma2_vs_lambda", "suboptimality_curves", "teacher_steps", "validation_curves", "weights_right_vs_wrong",
 ]
