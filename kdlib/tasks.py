@@ -360,16 +360,20 @@ def text_semisup_task(dataset: str, n_labelled: int, *, n_unlabelled: int, seed:
 
 
 def vision_semisup_task(dataset: str, n_labelled: int, *, n_unlabelled: int, seed: int, n_validation: int = 500,
-                        recipe: FewLabelRecipe | None = None, teacher: Teacher | None = None, cache: Cache | None = None) -> SemiSupervisedTask:
+                        recipe: FewLabelRecipe | None = None, teacher: Teacher | None = None, n_test: int | None = None,
+                        cache: Cache | None = None) -> SemiSupervisedTask:
     """Split ``dataset``'s training set into L / V / U (stratified, by ``seed``), train the teacher on L (early-stopped
     on V), label U.
 
     With ``teacher`` (e.g. the shared teacher trained on the whole training set), that teacher labels U instead: a
-    clean-teacher control. Students read the standardised images (N, C, H, W).
+    clean-teacher control. Students read the standardised images (N, C, H, W). ``n_test``: the first ``n_test`` test
+    images only (a fixed subset, for quick runs; None: the whole test split).
     """
     recipe = recipe or FewLabelRecipe(augment=dataset == "cifar10")
     cache = cache or Cache()
     train, test = load(dataset, "train"), load(dataset, "test")
+    if n_test is not None:
+        test = test.subset(np.arange(min(n_test, len(test))))
     split = semi_supervised_split(train.y, n_labelled=n_labelled, n_validation=n_validation, n_unlabelled=n_unlabelled, seed=seed)
     inputs = {name: image_inputs(dataset, train.x[idx]) for name, idx in (("L", split.labelled), ("V", split.validation), ("U", split.unlabelled))}
     inputs["test"] = image_inputs(dataset, test.x)

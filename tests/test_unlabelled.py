@@ -150,21 +150,3 @@ def test_debiased_methods_train_and_report_weights_in_unit_interval(tmp_path):
     weights = rows[1]["unlabelled_weights"]
     assert weights.shape == (200,) and (weights >= 0).all() and (weights <= 1).all() and weights.min() < 1
     assert torch.equal(rows[2]["unlabelled_weights"], torch.ones(200))
-
-
-def test_weighted_objectives_and_weight_separation(tmp_path):
-    from kdlib.experiments import weighted
-
-    task = _task()
-    by_name = weighted.methods(task)
-    right = task.teacher_unlabelled.argmax(1) == task.y_unlabelled
-    assert torch.equal(by_name[weighted.ORACLE["soft"]]["weights"][40:].bool(), right)
-    r1 = by_name[weighted.R1["hard"]]["weights"][40:]
-    assert torch.allclose(by_name[weighted.CONSTANT["hard"]]["weights"][40:], torch.full((200,), r1.mean().item()))
-    assert by_name[weighted.WEIGHTED["soft"]]["name"] == "debiased_distillation" and by_name[weighted.WEIGHTED["hard"]]["target"] == "hard"
-    assert "SLaM" in by_name
-    rows, pool = weighted.evaluate(task, STUDENT, cache=Cache(tmp_path))
-    assert all("unlabelled_weights" not in r for r in rows) and len(pool) == 200
-    assert {"R1 (1 - p)", "R2 (weighted hard)", "R2 (weighted soft)"} <= set(pool.columns)
-    separation = weighted.weight_separation(pool)
-    assert len(separation) == 3 and separation["AUC (right vs wrong)"].between(0, 1).all()

@@ -45,6 +45,7 @@ SWEEPS = {
 }
 POOL = {"quick": {"fashion_mnist": 400, "sst2": 240}, "full": {"fashion_mnist": 4000, "cifar10": 4000, "sst2": 4000}}
 VALIDATION = {"quick": 200, "full": 500}
+TEST = {"quick": 1000, "full": None}  # test images per vision task (None: the whole test split)
 TOKEN_CNN = (("embed_dim", 32), ("filters", 64), ("hidden", 32), ("kernel", 3))  # notebook 01's text student
 STUDENT_TRAINING = {  # per-student early stopping on V; the cosine schedule spans the planned epochs
     "quick": TrainConfig(epochs=2, batch_size=128, lr=3e-3, weight_decay=5e-4, patience=2, cosine=True),
@@ -146,7 +147,8 @@ def make_task(dataset: str, n_labelled: int, seed: int, profile: str) -> SemiSup
         raise ValueError(f"{dataset}: the pool |U| = {pool} must be at least 4 |L| = {4 * n_labelled}")
     if dataset == "sst2":
         return text_semisup_task(dataset, n_labelled, n_unlabelled=pool, seed=seed, profile=profile, n_validation=validation)
-    return vision_semisup_task(dataset, n_labelled, n_unlabelled=pool, seed=seed, n_validation=validation, recipe=few_label_recipe(dataset, profile))
+    return vision_semisup_task(dataset, n_labelled, n_unlabelled=pool, seed=seed, n_validation=validation, recipe=few_label_recipe(dataset, profile),
+                               n_test=pick(profile, TEST))
 
 
 def evaluate_cell(dataset: str, n_labelled: int, seed: int, profile: str, methods_from: str, keep: list[str] | None = None) -> list[dict]:

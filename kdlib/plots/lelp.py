@@ -9,11 +9,13 @@ import pandas as pd
 import seaborn as sns
 
 
-def differences_to_baseline(frame: pd.DataFrame, methods: Sequence[str], palette: dict, baseline: str = "vanilla KD") -> sns.FacetGrid:
+def differences_to_baseline(frame: pd.DataFrame, methods: Sequence[str], palette: dict, baseline: str = "vanilla KD", errorbar: str | tuple = "sd",
+                            order: Sequence[str] | None = None) -> sns.FacetGrid:
     """Each method's test accuracy minus the baseline's on the same replicate (pp), one panel per task: a dot per
-    replicate and the mean ± std.
+    replicate and the mean with ``errorbar`` (seaborn's: "sd", or ("ci", 95) for a 95 % interval of the mean).
 
-    ``frame`` has columns experiment (the task), method, seed and value (test accuracy, a fraction).
+    ``frame`` has columns experiment (the task), method, seed and value (test accuracy, a fraction); ``order``: the
+    panels' order (default: sorted).
     """
     wide = frame.pivot_table(index=["experiment", "seed"], columns="method", values="value")
     if baseline not in wide:
@@ -21,10 +23,11 @@ def differences_to_baseline(frame: pd.DataFrame, methods: Sequence[str], palette
     shown = [m for m in methods if m in wide and m != baseline]
     diffs = (100 * wide[shown].sub(wide[baseline], axis=0)).stack().rename("diff").reset_index().dropna()
     g = sns.catplot(data=diffs, x="method", y="diff", hue="method", order=shown, hue_order=shown, palette=palette, col="experiment", col_wrap=2,
-                    kind="strip", size=4, alpha=0.6, height=3.4, aspect=1.5, sharey=False, sharex=False, legend=False)
+                    kind="strip", size=4, alpha=0.6, height=3.4, aspect=1.5, sharey=False, sharex=False, legend=False,
+                    col_order=list(order) if order is not None else None)
     for task, ax in g.axes_dict.items():
         rows = diffs[diffs.experiment == task]
-        sns.pointplot(data=rows, x="method", y="diff", order=[m for m in shown if m in set(rows.method)], color="black", errorbar="sd",
+        sns.pointplot(data=rows, x="method", y="diff", order=[m for m in shown if m in set(rows.method)], color="black", errorbar=errorbar,
                       linestyle="none", markers="_", markersize=14, capsize=0.15, err_kws={"linewidth": 1.2}, ax=ax)
         ax.axhline(0, color="grey", lw=0.8)
         ax.tick_params(axis="x", rotation=35)
