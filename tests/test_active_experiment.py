@@ -54,7 +54,8 @@ def test_run_active_rounds_queries_and_validation(tmp_path):
     first = rounds[rounds["round"] == 0]
     assert first.test_accuracy.nunique() == 1  # every strategy starts from the same student
     assert len(out["alignment"]) == 10
-    records = active.to_records(rounds, [task])
+    teachers = pd.DataFrame([{**task.summary(), "seed": task.seed}])
+    records = active.to_records(rounds, teachers)
     assert {r.metric for r in records} == {"mean_test_accuracy", "mean_val_accuracy", "final_test_accuracy", "teacher_error_queried"}
     assert len(records) == 4 * 4 + 2
     mean_margin = next(r.value for r in records if r.method == "margin" and r.metric == "mean_test_accuracy")
@@ -91,3 +92,21 @@ def test_paired_by_round_by_hand():
     assert table.loc[0, "ci_high"] - table.loc[0, "mean"] == pytest.approx(half, rel=1e-3)
     with pytest.raises(ValueError, match="baseline"):
         paired_by_round(pd.DataFrame(rows), "entropy")
+
+
+def test_a_setting_runs_through_the_grid_one_cell_per_seed(monkeypatch, tmp_path):
+    monkeypatch.setenv("KDLIB_CACHE", str(tmp_path))
+    calls = []
+
+    def fake_cell(dataset, n_labelled, teacher, seed, profile, strategies):
+        calls.append(seed)
+        rounds = pd.DataFrame({"strategy": strategies, "round": 1, "task": "t", "seed": seed, "test_accuracy": 0.5})
+        return {"task": "t", "summary": {"task": "t", "teacher acc (test)": 0.7}, "rounds": rounds, "alignment": pd.DataFrame({"decile": [1]})}
+
+    monkeypatch.setattr(active, "active_cell", fake_cell)
+    fake_cell.__module__, fake_cell.__qualname__ = active.__name__, "active_cell"
+    setting = active.ActiveSetting("fashion_mnist", 100, "noisy", ("margin", "RAD"), 2, "main")
+    out = active.run_setting(setting, "quick", progress=False)
+    assert calls == [0, 1] and list(out["teachers"].seed) == [0, 1] and len(out["rounds"]) == 4
+    assert set(out["rounds"].role) == {"main"} and len(out["alignment"]) == 2
+    assert active.run_setting(setting, "quick", progress=False)["rounds"].equals(out["rounds"]) and calls == [0, 1]  # cached

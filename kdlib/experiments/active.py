@@ -25,6 +25,7 @@ from kdlib.distill.active import RoundState, available_selection_rules, get_sele
 from kdlib.distill.correctness import CorrectnessCalibration, MonotoneCorrectness, top1_margin
 from kdlib.distill.slam import oracle_alpha
 from kdlib.experiments import unlabelled
+from kdlib.grid import run_grid
 from kdlib.experiments.unlabelled import SemiSupervisedStudent
 from kdlib.models.stacked import StudentStack, rows
 from kdlib.profiles import pick
@@ -217,22 +218,26 @@ def seeds_of(setting: ActiveSetting) -> list[int]:
     return list(PILOT_SEEDS[: setting.replicates]) if setting.role == "pilot" else list(range(setting.replicates))
 
 
-def run_setting(setting: ActiveSetting, profile: str) -> tuple[list[SemiSupervisedTask], dict[str, pd.DataFrame]]:
-    """Every seed of ``setting`` (cached per task and seed): the tasks, and the rounds and alignment frames."""
-    tasks, rounds, alignments = [], [], []
-    for seed in tqdm(seeds_of(setting), desc=f"{setting.dataset} |L|={setting.n_labelled} {setting.teacher}"):
-        task = make_task(setting.dataset, setting.n_labelled, setting.teacher, seed, profile)
-        run = run_active(task, list(setting.strategies), protocol(profile), unlabelled.student(profile, setting.dataset))
-        tasks.append(task)
-        rounds.append(run["rounds"].assign(teacher=setting.teacher, role=setting.role))
-        alignments.append(run["alignment"])
-    return tasks, {"rounds": pd.concat(rounds, ignore_index=True), "alignment": pd.concat(alignments, ignore_index=True)}
+def active_cell(dataset: str, n_labelled: int, teacher: str, seed: int, profile: str, strategies: list[str]) -> dict:
+    """A grid cell: every strategy's rounds on one (dataset, |L|, teacher, seed) task (the run itself cached by content).
+
+    Returns one row: the task's name, its summary (the teacher's accuracy on test, U and V, its confidence and training),
+    and the ``rounds`` and ``alignment`` frames of :func:`run_active`.
+    """
+    task = make_task(dataset, n_labelled, teacher, seed, profile)
+    run = run_active(task, list(strategies), protocol(profile), unlabelled.student(profile, dataset))
+    return {"task": task.name, "summary": {**task.summary(), "teacher acc (V)": task.teacher_accuracy("val")}, **run}
 
 
-def teacher_rows(tasks: list[SemiSupervisedTask]) -> pd.DataFrame:
-    """Per task and seed: the task's summary (the teacher's accuracy on test and U, its confidence and training) and the
-    teacher's accuracy on V, from which RAD estimates m."""
-    return pd.DataFrame([{**task.summary(), "seed": task.seed, "teacher acc (V)": task.teacher_accuracy("val")} for task in tasks])
+def run_setting(setting: ActiveSetting, profile: str, progress: bool = True) -> dict[str, pd.DataFrame]:
+    """Every seed of ``setting`` through :func:`kdlib.grid.run_grid`: ``"teachers"`` (one row per seed: the task's summary,
+    from which RAD's m is read), ``"rounds"`` and ``"alignment"``."""
+    cells = [{"dataset": setting.dataset, "n_labelled": setting.n_labelled, "teacher": setting.teacher, "seed": seed, "profile": profile,
+              "strategies": list(setting.strategies)} for seed in seeds_of(setting)]
+    out = run_grid(active_cell, experiment=f"active {setting.role}", cells=cells, context={"version": ACTIVE_VERSION}, progress=progress)
+    teachers = pd.DataFrame([{**row.summary, "seed": row.seed} for row in out.itertuples()])
+    rounds = pd.concat([r.assign(teacher=setting.teacher, role=setting.role) for r in out["rounds"]], ignore_index=True)
+    return {"teachers": teachers, "rounds": rounds, "alignment": pd.concat(list(out["alignment"]), ignore_index=True)}
 
 
 def make_task(dataset: str, n_labelled: int, teacher: str, seed: int, profile: str) -> SemiSupervisedTask:
@@ -247,13 +252,15 @@ def make_task(dataset: str, n_labelled: int, teacher: str, seed: int, profile: s
     )
 
 
-def to_records(rounds: pd.DataFrame, tasks: list[SemiSupervisedTask] = ()) -> list[Record]:
+def to_records(rounds: pd.DataFrame, teachers: pd.DataFrame | None = None) -> list[Record]:
     """Per (task, strategy, seed): the test and validation accuracy averaged over rounds 1..R (the area under the
     accuracy-vs-queries curve, per round), the final test accuracy, and the teacher's error rate among all the points
-    queried; per task in ``tasks``, the teacher as a method (its test accuracy as the final and mean test accuracy)."""
+    queried; per row of ``teachers`` (:func:`run_setting`'s), the teacher as a method (its test accuracy as the final and
+    mean test accuracy)."""
+    teachers = pd.DataFrame(columns=["task", "seed", "teacher acc (test)"]) if teachers is None else teachers
+    out = [Record(row["task"], "teacher", "-", int(row["seed"]), metric, float(row["teacher acc (test)"]))
+           for _, row in teachers.iterrows() for metric in ("final_test_accuracy", "mean_test_accuracy")]
     queried = rounds[rounds["round"] > 0]
-    out = [Record(task.name, "teacher", "-", int(task.seed), metric, task.teacher_accuracy("test"))
-           for task in tasks for metric in ("final_test_accuracy", "mean_test_accuracy")]
     for (task, strategy, seed), group in queried.groupby(["task", "strategy", "seed"], sort=False):
         last = group[group["round"] == group["round"].max()].iloc[0]
         values = {"mean_test_accuracy": group.test_accuracy.mean(), "mean_val_accuracy": group.val_accuracy.mean(),
