@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from kdlib.cache import Cache
@@ -32,6 +33,7 @@ from kdlib.profiles import pick
 from kdlib.results import Record
 from kdlib.tasks import SemiSupervisedTask, vision_semisup_task
 from kdlib.teachers import FewLabelRecipe, few_label_recipe, vision_teacher
+from kdlib.train import predict_outputs
 
 ACTIVE_VERSION = 3
 ORACLE = "oracle (skip teacher mistakes)"
@@ -63,20 +65,25 @@ def restrict(task: SemiSupervisedTask, indices: np.ndarray) -> SemiSupervisedTas
                    teacher_unlabelled=task.teacher_unlabelled[index], _fingerprint=None)
 
 
+class _Features(nn.Module):
+    """A student's penultimate features as its output, in the student's layout (for :func:`~kdlib.train.predict_outputs`)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.memory_format = getattr(net, "memory_format", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.embed(x)
+
+
 def features_and_probs(model: StudentStack, x, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
     """The first student's penultimate features (its ``embed``) and class probabilities on ``x``."""
     net = model.student(0).eval()
-    layout = getattr(net, "memory_format", None)  # images run faster in the layout the engine trains in
-    if layout is not None:
-        net = net.to(memory_format=layout)
-    n = x.shape[0]
-
-    def inputs(start: int):
-        batch = rows(x, torch.arange(start, min(start + batch_size, n)))
-        return batch.contiguous(memory_format=layout) if layout is not None else batch
-
+    if getattr(net, "memory_format", None) is not None:
+        net = net.to(memory_format=net.memory_format)  # images run faster in the layout the engine trains in
+    features = predict_outputs(_Features(net), x, batch_size)
     with torch.no_grad():
-        features = torch.cat([net.embed(inputs(s)) for s in range(0, n, batch_size)])
         return features, torch.softmax(net.head(features), -1)
 
 

@@ -18,7 +18,6 @@ from sklearn.metrics import roc_auc_score
 from kdlib.distill.weighted import backward_corrected_loss, correctness_weight, debiasing_weight, expected_clean_target, teacher_error
 from kdlib.experiments import unlabelled
 from kdlib.experiments.slam import slam_method
-from kdlib.grid import run_grid
 from kdlib.tasks import SemiSupervisedTask
 
 WEIGHTED = {"hard": "weighted hard", "soft": "weighted soft"}  # the method under test [R]: the expected clean loss
@@ -52,21 +51,14 @@ def methods(task: SemiSupervisedTask) -> dict[str, dict]:
     return {name: out[name] for name in METHODS}
 
 
-def pilot_methods(task: SemiSupervisedTask) -> dict[str, dict]:
-    """The pilot's pair: the method and unweighted distillation, soft labels."""
-    return {name: spec for name, spec in methods(task).items() if name in (WEIGHTED["soft"], UNWEIGHTED["soft"])}
-
-
-def pilot_cell(dataset: str, n_labelled: int, seed: int, profile: str) -> list[dict]:
-    """A pilot grid cell: :func:`pilot_methods` on one (dataset, |L|, seed) task, plus the teacher as a row."""
-    task = unlabelled.make_task(dataset, n_labelled, seed, profile)
-    return unlabelled.evaluate(task, pilot_methods, unlabelled.student(profile, dataset))
+PILOT_METHODS = [UNWEIGHTED["soft"], WEIGHTED["soft"]]  # the pilot's pair, in the order of the full stack
 
 
 def run_pilot(profile: str, seeds: tuple[int, ...] = PILOT_SEEDS, progress: bool = True) -> pd.DataFrame:
-    """The pilot: :func:`pilot_cell` on the noisiest setting of each dataset, through :func:`kdlib.grid.run_grid` (cached)."""
-    cells = [{"dataset": d, "n_labelled": int(sizes[0]), "seed": int(s), "profile": profile} for d, sizes in unlabelled.sweeps(profile).items() for s in seeds]
-    return run_grid(pilot_cell, experiment="weighted pilot", cells=cells, context={"version": unlabelled.STUDENTS_VERSION}, progress=progress)
+    """The pilot: the method and unweighted soft distillation on the noisiest setting of each dataset, through the
+    harness's grid cells (cached)."""
+    return unlabelled.run_sweep(profile, seeds, __name__, "weighted pilot", datasets=unlabelled.noisiest(profile), keep=PILOT_METHODS,
+                                progress=progress)
 
 
 def pool_weights(task: SemiSupervisedTask, r2_final: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
