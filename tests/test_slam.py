@@ -101,3 +101,33 @@ def test_target_distillation_fits_fixed_pool_targets_and_true_labels():
     assert loss[1].item() == pytest.approx(expected_pool.item())
     with pytest.raises(ValueError, match="probability rows"):
         get_objective("target_distillation", targets=torch.ones(2, 3))
+
+
+def test_slam_claims_read_the_right_pairs_and_gate_on_the_ceiling():
+    from kdlib.claims import slam as claims
+    from kdlib.experiments.slam import CEILING, ORACLE_ALPHA
+    from kdlib.results import Record, grade, to_frame
+
+    offsets = {"soft distillation": 0.0, "hard distillation": -0.01, "labels only": -0.10, "SLaM": 0.02, "SLaM (normalised mix)": 0.01,
+               "SLaM, constant alpha": 0.02, "SLaM, k = C": 0.02, ORACLE_ALPHA: 0.03, CEILING: 0.05, "teacher": 0.10}
+    records = []
+    for experiment in ("fashion_mnist |L|=50", "fashion_mnist |L|=100", "sst2 |L|=30", "sst2 |L|=60"):
+        gain = 0.0 if experiment.startswith("sst2") else 1.0  # SST-2: the ceiling has no room on validation
+        for seed in range(3):
+            jitter = 1e-4 * seed
+            for method, offset in offsets.items():
+                if experiment.startswith("sst2") and method in ("SLaM (normalised mix)", "SLaM, k = C"):
+                    continue  # binary tasks run neither
+                value = 0.6 + offset + jitter * (method == "SLaM")
+                val = value if method != CEILING else 0.6 + gain * 0.05 + jitter
+                records += [Record(experiment, method, "-", seed, "test_accuracy", value), Record(experiment, method, "-", seed, "val_accuracy", val)]
+    evidence, gates = claims.evidence(to_frame(records), "quick")
+    assert evidence["slam-beats-vanilla-noisy"]["soft"]["fashion_mnist |L|=50"].mean == pytest.approx(2.01, abs=1e-6)  # +2 pp and the mean jitter
+    assert evidence["slam-beats-vanilla-noisy"]["hard"]["sst2 |L|=30"].mean == pytest.approx(3.01, abs=1e-6)
+    assert set(evidence["top-k-matters"]) == {"fashion_mnist |L|=50", "fashion_mnist |L|=100"}  # multi-class settings only
+    assert evidence["student-beats-teacher"]["sst2 |L|=60"].mean == pytest.approx(-7.99, abs=1e-6)
+    assert gates["slam-beats-vanilla-noisy"]["soft"]["sst2 |L|=30"].mean == pytest.approx(0.0, abs=0.01)
+    verdicts = {v.declaration.id: v for v in grade(claims.DECLARATIONS, evidence, gates)}
+    assert set(verdicts["slam-beats-vanilla-noisy"].gated_out) == {"sst2 |L|=30 (soft)"}  # the ceiling is 1 pp above hard there
+    assert verdicts["slam-beats-vanilla-noisy"].verdict == "reproduced"  # +2 / +3 pp on Fashion-MNIST, nearly no spread
+    assert verdicts["student-beats-teacher"].verdict == "contradicted"
