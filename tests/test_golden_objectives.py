@@ -50,7 +50,7 @@ def _builders(x: dict) -> dict:
         "soft_distillation": (get_objective("soft_distillation"), "outputs"),
         "confidence_threshold": (get_objective("confidence_threshold", threshold=0.6), "outputs"),
         "weighted_distillation": (get_objective("weighted_distillation", weights=x["weights"], target="hard", normalise=True), "outputs"),
-        "debiased_distillation": (get_objective("debiased_distillation", teacher_error=x["teacher_error"]), "outputs"),
+        "distortion_weighted_distillation": (get_objective("distortion_weighted_distillation", teacher_error=x["teacher_error"]), "outputs"),
         "expected_clean_loss": (get_objective("expected_clean_loss", teacher_error=x["teacher_error"], target="hard"), "outputs"),
         "slam": (get_objective("slam", alpha=x["alpha"], mask=mask), "outputs"),
         "target_distillation": (get_objective("target_distillation", targets=torch.roll(probs, 1, dims=1)), "outputs"),

@@ -142,8 +142,8 @@ def test_debiased_methods_train_and_report_weights_in_unit_interval(tmp_path):
     task = _task()
     methods = {
         "soft": {"name": "soft_distillation"},
-        "weighted": {"name": "debiased_distillation", "teacher_error": task.on_training_set(torch.full((200,), 0.3), 0.0)},
-        "weighted, perfect teacher": {"name": "debiased_distillation", "teacher_error": torch.zeros(240)},
+        "weighted": {"name": "distortion_weighted_distillation", "teacher_error": task.on_training_set(torch.full((200,), 0.3), 0.0)},
+        "weighted, perfect teacher": {"name": "distortion_weighted_distillation", "teacher_error": torch.zeros(240)},
     }
     rows = train_students(task, methods, seed=0, student=STUDENT, cache=Cache(tmp_path))
     assert "unlabelled_weights" not in rows[0]

@@ -149,9 +149,9 @@ class ExpectedCleanLoss:
         return on_labels_and_pool(outputs, batch, -(target * F.log_softmax(outputs, 1)).sum(1))
 
 
-@register_objective("debiased_distillation")
-class DebiasedDistillation:
-    """R2 (an ablation; not unbiased despite the registry name): CE on L's labels; on the pool,
+@register_objective("distortion_weighted_distillation")
+class DistortionWeightedDistillation:
+    """R2 (an ablation; its weights are not unbiased): CE on L's labels; on the pool,
     ``w(x) * CE(teacher label, student)`` with ``w`` the R2 weight of the current student (no gradient through it).
     ``teacher_error`` (N,) is p(x), aligned with the training set."""
 

@@ -101,7 +101,7 @@ def train_students(task: SemiSupervisedTask, methods: Methods, seed: int, studen
     """Train one student per method on L ∪ U as one stack (same initialisation and batches); cached.
 
     Returns one row per method: its name, best validation accuracy, test accuracy, the best step and the steps run
-    (and, for the ``debiased_distillation`` methods, ``unlabelled_weights``: the debiasing weights on U under the final
+    (and, for the ``distortion_weighted_distillation`` (R2) methods, ``unlabelled_weights``: the debiasing weights on U under the final
     student).
     """
     if not methods:
@@ -120,7 +120,7 @@ def train_students(task: SemiSupervisedTask, methods: Methods, seed: int, studen
         test = accuracy(model, task.x_test, task.y_test)
         rows = [{"method": n, "val_accuracy": float(history.best_val_accuracy[m]), "test_accuracy": float(test[m]),
                  "best_step": int(history.best_step[m]), "steps": int(history.steps)} for m, n in enumerate(names)]
-        debiased = [m for m, n in enumerate(names) if methods[n]["name"] == "debiased_distillation"]
+        debiased = [m for m, n in enumerate(names) if methods[n]["name"] == "distortion_weighted_distillation"]
         if debiased:
             ratio = distortion(predict_outputs(model, task.x_unlabelled)[debiased], task.teacher_unlabelled)
             for j, m in enumerate(debiased):

@@ -45,7 +45,7 @@ def methods(task: SemiSupervisedTask) -> dict[str, dict]:
         out[WEIGHTED[kind]] = {"name": "expected_clean_loss", "teacher_error": error_spec, "target": kind}
         out[ORACLE[kind]] = {"name": "weighted_distillation", "weights": task.on_training_set(unlabelled.oracle_correct(task)), "target": kind}
     out[R1] = {"name": "weighted_distillation", "weights": task.on_training_set(correctness_weight(error)), "target": "soft"}
-    out[R2] = {"name": "debiased_distillation", "teacher_error": error_spec, "target": "soft"}
+    out[R2] = {"name": "distortion_weighted_distillation", "teacher_error": error_spec, "target": "soft"}
     out[CONSTANT] = {"name": "expected_clean_loss", "teacher_error": task.on_training_set(torch.full_like(error, error.mean().item()), 0.0), "target": "soft"}
     out["SLaM"] = slam_method(task)
     return {name: out[name] for name in METHODS}
