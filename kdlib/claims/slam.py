@@ -22,13 +22,13 @@ from kdlib.results import Declaration, Declarations, Estimate, PowerPlan, paired
 
 NOTES = "notes 02_slam.md"
 SESOI = 0.5  # pp: the project rule without a paper number
-CAP = 3  # replicates per setting the budget allows: a cold full run of about 40 min on this machine (0.2-0.4 ms per student per example and epoch)
+CAP = 3  # replicates per setting the budget allows: students trained to a plateau (about 1,300 updates) cost 60-70 s per 2-student stack per setting here
 PILOT_SEEDS = (1000, 1001, 1002)
 PILOT_METHODS = ("soft distillation", "SLaM")
 
 # From the pilot (seeds 1000-1002, the noisiest teacher of each dataset): the RMS over datasets of the sd of the paired
 # SLaM - soft distillation test-accuracy differences, in pp.
-PILOT_SD = 2.53  # per dataset (mean, sd of SLaM - soft, pp): Fashion-MNIST |L|=100 -2.63, 0.64; SST-2 |L|=30 -1.04, 3.52 (the power rule asks for 451)
+PILOT_SD = 1.73  # per dataset (mean, sd of SLaM - soft, pp): Fashion-MNIST |L|=100 -0.74, 0.98; SST-2 |L|=30 -0.73, 2.24 (the power rule asks for 212)
 PLAN = PowerPlan.from_pilot(PILOT_SD, len(PILOT_SEEDS), SESOI, tasks=2, cap=CAP)
 R = PLAN.replicates
 NOISY_POOL = "equal-weight pool over the noisiest teacher of each dataset (Fashion-MNIST, SST-2)"
