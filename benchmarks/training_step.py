@@ -1,12 +1,15 @@
 """Time per student step of kdlib's training engine against a bare PyTorch loop (a benchmark, not a test).
 
-    python benchmarks/training_step.py [--repeats 7] [--steps 60] [--students 8] [--threads 2]
+    python benchmarks/training_step.py [--repeats 7] [--steps 60] [--students 8] [--threads 2] [--profile]
 
 Prints one JSON line: milliseconds per student step for a bare loop (one SmallCNN student, Fashion-MNIST-shaped
 input, batch 64, 2 threads, fused AdamW), ``kdlib.train.fit`` with that one student, 8 separate students (the bare
 loop run 8 times) and one stack of 8 (:class:`~kdlib.models.stacked.StackedCNN` through ``fit``), each the median
 of interleaved repeats (single runs on shared machines vary by tens of percent), plus the ratios ``fit_over_bare``
-and ``separate_over_stack``.
+and ``separate_over_stack``. With ``--profile``, a second line gives the self CPU time per operator (torch.profiler,
+10 steps) of one student and of the stack, and the stack's cost per operator relative to one student: where that
+ratio is close to the number of students, stacking saves nothing on that operator (a memory-bound pass over M times
+the activations), which is what bounds ``separate_over_stack``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from kdlib.distill import get_objective
 from kdlib.models import STUDENT_CNN, CNNConfig, SmallCNN
 from kdlib.models.stacked import StackedCNN
 from kdlib.train import TrainConfig, TrainSet, fit
+
+PROFILED_STEPS = 10
 
 BATCH = 64
 CONFIG = CNNConfig(in_channels=1, num_classes=10, **STUDENT_CNN)
@@ -58,12 +63,52 @@ def engine(x: torch.Tensor, y: torch.Tensor, students: int) -> float:
     return fit(model, get_objective("ce"), TrainSet(x, y), config=config, seed=0, progress=False).seconds
 
 
+def operator_times(students: int, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Self CPU milliseconds per operator over ``PROFILED_STEPS`` plain training steps of one SmallCNN or a stack."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    model = SmallCNN(CONFIG) if students == 1 else StackedCNN(CONFIG, students, seed=0)
+    model = model.to(memory_format=SmallCNN.memory_format)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+    batches = [(x[i * BATCH : (i + 1) * BATCH].contiguous(memory_format=SmallCNN.memory_format), y[i * BATCH : (i + 1) * BATCH])
+               for i in range(PROFILED_STEPS + 2)]
+
+    def step(xb: torch.Tensor, yb: torch.Tensor) -> None:
+        out = model(xb)
+        out = out if out.ndim == 3 else out[None]
+        loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), yb.repeat(out.shape[0]))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for xb, yb in batches[:2]:  # warm-up
+        step(xb, yb)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for xb, yb in batches[2:]:
+            step(xb, yb)
+    return {e.key: e.self_cpu_time_total / 1000 for e in prof.key_averages()}
+
+
+def profile_line(students: int, x: torch.Tensor, y: torch.Tensor, top: int = 10) -> dict:
+    """The operators that dominate the stack's step, each with its share and its cost relative to one student."""
+    single, stack = operator_times(1, x, y), operator_times(students, x, y)
+    total_single, total_stack = sum(single.values()), sum(stack.values())
+    ops = sorted(stack, key=stack.get, reverse=True)[:top]
+    return {"benchmark": "training_step_profile", "students": students, "steps": PROFILED_STEPS, "threads": torch.get_num_threads(),
+            "self_cpu_ms": {"single": round(total_single, 1), "stack": round(total_stack, 1)},
+            "stack_over_single": round(total_stack / total_single, 2),
+            "operators": {op: {"share_of_stack": round(stack[op] / total_stack, 3), "stack_over_single": round(stack[op] / single[op], 2) if single.get(op) else None}
+                          for op in ops}}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--students", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2; 1 when another job holds a core)")
+    parser.add_argument("--profile", action="store_true", help="also print the per-operator profile of one student and of the stack")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     x, y = data(args.steps)
@@ -83,6 +128,8 @@ def main(argv: list[str] | None = None) -> dict:
         "torch": torch.__version__, "machine": platform.machine(),
     }
     print(json.dumps(result))
+    if args.profile:
+        print(json.dumps(profile_line(args.students, x, y)))
     return result
 
 
