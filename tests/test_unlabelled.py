@@ -132,13 +132,24 @@ def test_student_kinds_build_stacks_of_the_right_shape():
         SemiSupervisedStudent("rnn", STUDENT.train)
 
 
+def test_full_students_train_about_the_same_number_of_updates_with_patience_a_quarter_of_it():
+    updates = {}
+    for dataset, pool in unlabelled.POOL["full"].items():
+        train = unlabelled.student("full", dataset).train
+        assert train.cosine and train.patience == train.epochs // 4
+        assert pool >= 4 * max(unlabelled.SWEEPS["full"].get(dataset, (0,)))
+        updates[dataset] = train.epochs * -(-pool // train.batch_size)
+    assert max(updates.values()) <= 2 * min(updates.values()), updates  # a larger pool gets fewer epochs, not a longer run
+    assert min(updates.values()) >= 1000
+
+
 def test_pool_must_be_four_times_the_labelled_set(monkeypatch):
     monkeypatch.setitem(unlabelled.POOL, "quick", {"fashion_mnist": 300})
     with pytest.raises(ValueError, match="at least 4"):
         unlabelled.make_task("fashion_mnist", 100, 0, "quick")
 
 
-def test_debiased_methods_train_and_report_weights_in_unit_interval(tmp_path):
+def test_distortion_weighted_methods_train_and_report_weights_in_unit_interval(tmp_path):
     task = _task()
     methods = {
         "soft": {"name": "soft_distillation"},

@@ -49,7 +49,7 @@ VALIDATION = {"quick": 200, "full": 500}
 TEST = {"quick": 1000, "full": None}  # test images per vision task (None: the whole test split)
 TOKEN_CNN = (("embed_dim", 32), ("filters", 64), ("hidden", 32), ("kernel", 3))  # notebook 01's text student
 # Per-student early stopping on V (patience a quarter of the schedule); the cosine schedule spans the planned epochs,
-# about 1,300 updates in the full profile. A probe (Fashion-MNIST |L| = 100, seed 1000) of the 8/16 CNN: 12 epochs left
+# about 1,300 updates on images and 2,500 on SST-2's larger pool in the full profile. A probe (Fashion-MNIST |L| = 100, seed 1000) of the 8/16 CNN: 12 epochs left
 # soft distillation at 57.0 % against its teacher's 66.4 % and the corrected-label ceiling at 63.6 %; 40 epochs gave 64.8 %
 # and 73.7 % (best steps 890-1,090 of 1,320). On SST-2 (|L| = 30, 16,000 phrases) the token CNN's best steps were 380-760
 # of 1,386 at 20 epochs.
