@@ -22,7 +22,7 @@ from kdlib.results import Declaration, Declarations, Estimate, PowerPlan, paired
 
 NOTES = "notes 02_slam.md"
 SESOI = 0.5  # pp: the project rule without a paper number
-CAP = 3  # replicates per setting the budget allows: students trained to a plateau (about 1,300 updates) cost 60-70 s per 2-student stack per setting here
+CAP = 3  # replicates per setting the budget allows: students trained to a plateau (1,300-2,500 updates) cost 40-70 s per 2-student stack per setting in the pilot (2 threads)
 PILOT_SEEDS = (1000, 1001, 1002)
 PILOT_METHODS = ("soft distillation", "SLaM")
 

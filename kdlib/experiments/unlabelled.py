@@ -49,10 +49,11 @@ VALIDATION = {"quick": 200, "full": 500}
 TEST = {"quick": 1000, "full": None}  # test images per vision task (None: the whole test split)
 TOKEN_CNN = (("embed_dim", 32), ("filters", 64), ("hidden", 32), ("kernel", 3))  # notebook 01's text student
 # Per-student early stopping on V (patience a quarter of the schedule); the cosine schedule spans the planned epochs,
-# about 1,300 updates on images and 2,500 on SST-2's larger pool in the full profile. A probe (Fashion-MNIST |L| = 100, seed 1000) of the 8/16 CNN: 12 epochs left
-# soft distillation at 57.0 % against its teacher's 66.4 % and the corrected-label ceiling at 63.6 %; 40 epochs gave 64.8 %
-# and 73.7 % (best steps 890-1,090 of 1,320). On SST-2 (|L| = 30, 16,000 phrases) the token CNN's best steps were 380-760
-# of 1,386 at 20 epochs.
+# about 1,300 updates on images and 2,500 on SST-2's larger pool in the full profile. The probe that chose them
+# (benchmarks/student_schedule.py, Fashion-MNIST |L| = 100, seed 1000) of the 8/16 CNN: 12 epochs left soft distillation
+# at 57.0 % against its teacher's 66.4 % and the corrected-label ceiling at 63.6 %; 40 epochs gave 64.8 % and 73.7 % (best
+# steps 890-1,090 of 1,320). On SST-2 (|L| = 30, 16,000 phrases, 20 epochs) the token CNN's best steps were 380-760, and
+# the stack stopped early after 1,386 of its 2,520 planned updates.
 STUDENT_EPOCHS = {"quick": {"fashion_mnist": 2, "cifar10": 2, "sst2": 2}, "full": {"fashion_mnist": 40, "cifar10": 40, "sst2": 20}}
 STUDENT_OPTIMISER = {"batch_size": 128, "lr": 3e-3, "weight_decay": 5e-4}
 
@@ -101,7 +102,7 @@ def train_students(task: SemiSupervisedTask, methods: Methods, seed: int, studen
     """Train one student per method on L ∪ U as one stack (same initialisation and batches); cached.
 
     Returns one row per method: its name, best validation accuracy, test accuracy, the best step and the steps run
-    (and, for the ``distortion_weighted_distillation`` (R2) methods, ``unlabelled_weights``: the debiasing weights on U under the final
+    (and, for the ``distortion_weighted_distillation`` (R2) methods, ``unlabelled_weights``: the R2 weights on U under the final
     student).
     """
     if not methods:
@@ -120,10 +121,10 @@ def train_students(task: SemiSupervisedTask, methods: Methods, seed: int, studen
         test = accuracy(model, task.x_test, task.y_test)
         rows = [{"method": n, "val_accuracy": float(history.best_val_accuracy[m]), "test_accuracy": float(test[m]),
                  "best_step": int(history.best_step[m]), "steps": int(history.steps)} for m, n in enumerate(names)]
-        debiased = [m for m, n in enumerate(names) if methods[n]["name"] == "distortion_weighted_distillation"]
-        if debiased:
-            ratio = distortion(predict_outputs(model, task.x_unlabelled)[debiased], task.teacher_unlabelled)
-            for j, m in enumerate(debiased):
+        r2 = [m for m, n in enumerate(names) if methods[n]["name"] == "distortion_weighted_distillation"]
+        if r2:
+            ratio = distortion(predict_outputs(model, task.x_unlabelled)[r2], task.teacher_unlabelled)
+            for j, m in enumerate(r2):
                 rows[m]["unlabelled_weights"] = debiasing_weight(methods[names[m]]["teacher_error"][n_l:], ratio[j])
         return rows
 
