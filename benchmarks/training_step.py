@@ -1,6 +1,6 @@
 """Time per student step of kdlib's training engine against a bare PyTorch loop (a benchmark, not a test).
 
-    python benchmarks/training_step.py [--repeats 7] [--steps 60] [--students 8] [--threads 2] [--profile]
+    python benchmarks/training_step.py [--repeats 7] [--steps 60] [--students 8] [--threads 2] [--profile] [--sweep]
 
 Prints one JSON line: milliseconds per student step for a bare loop (one SmallCNN student, Fashion-MNIST-shaped
 input, batch 64, 2 threads, fused AdamW), ``kdlib.train.fit`` with that one student, 8 separate students (the bare
@@ -29,6 +29,7 @@ from kdlib.models.stacked import StackedCNN
 from kdlib.train import TrainConfig, TrainSet, fit
 
 PROFILED_STEPS = 10
+SWEEP = (1, 2, 4, 8, 16, 32)  # stack sizes of --sweep
 
 BATCH = 64
 CONFIG = CNNConfig(in_channels=1, num_classes=10, **STUDENT_CNN)
@@ -40,15 +41,16 @@ def data(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def bare_loop(x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> float:
-    """Seconds for one epoch of the plain loop: forward, cross-entropy, backward, fused AdamW step."""
+    """Seconds for one epoch of the plain loop: forward, cross-entropy, backward, fused AdamW step, in the layout the
+    engine trains in (channels-last weights and batches), so that the ratios measure the loop and the stacking."""
     torch.manual_seed(seed)
-    model = SmallCNN(CONFIG)
+    model = SmallCNN(CONFIG).to(memory_format=SmallCNN.memory_format)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     start = time.perf_counter()
     for begin in range(0, len(x), BATCH):
         idx = order[begin : begin + BATCH]
-        loss = F.cross_entropy(model(x[idx]), y[idx])
+        loss = F.cross_entropy(model(x[idx].contiguous(memory_format=SmallCNN.memory_format)), y[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -61,6 +63,45 @@ def engine(x: torch.Tensor, y: torch.Tensor, students: int) -> float:
     model = SmallCNN(CONFIG) if students == 1 else StackedCNN(CONFIG, students, seed=0)
     config = TrainConfig(epochs=1, batch_size=BATCH, lr=1e-3, patience=None)
     return fit(model, get_objective("ce"), TrainSet(x, y), config=config, seed=0, progress=False).seconds
+
+
+def stacked_loop(x: torch.Tensor, y: torch.Tensor, students: int) -> float:
+    """Seconds for one epoch of a bare loop over a StackedCNN (one fused cross-entropy over all students' outputs):
+    what stacking alone can give, without the engine's per-student objectives and bookkeeping."""
+    torch.manual_seed(0)
+    model = StackedCNN(CONFIG, students, seed=0).to(memory_format=StackedCNN.memory_format)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    start = time.perf_counter()
+    for begin in range(0, len(x), BATCH):
+        idx = order[begin : begin + BATCH]
+        out = model(x[idx].contiguous(memory_format=StackedCNN.memory_format))
+        loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), y[idx].repeat(students))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - start
+
+
+def sweep_line(x: torch.Tensor, y: torch.Tensor, repeats: int, steps: int) -> dict:
+    """Milliseconds per student step of one student (bare loop) and of stacks of ``SWEEP`` students, through ``fit``
+    and through the bare stacked loop, medians of interleaved repeats. The per-student time of a stack falls while
+    stacking amortises per-operator overhead and rises again once the stack's activations outgrow the cache; its
+    minimum bounds ``separate_over_stack`` for this student, batch and CPU."""
+    times: dict[str, list[float]] = {"single": [], **{f"fit_{m}": [] for m in SWEEP}, **{f"loop_{m}": [] for m in SWEEP}}
+    for _ in range(repeats):
+        times["single"].append(bare_loop(x, y))
+        for m in SWEEP:
+            times[f"fit_{m}"].append(engine(x, y, m) / m)
+            times[f"loop_{m}"].append(stacked_loop(x, y, m) / m)
+    ms = {name: 1000 * statistics.median(values) / steps for name, values in times.items()}
+    best = min(SWEEP, key=lambda m: ms[f"loop_{m}"])
+    return {"benchmark": "training_step_sweep", "threads": torch.get_num_threads(), "repeats": repeats, "steps": steps,
+            "ms_per_student_step": {"single": round(ms["single"], 3),
+                                    "fit": {m: round(ms[f"fit_{m}"], 3) for m in SWEEP},
+                                    "stacked_loop": {m: round(ms[f"loop_{m}"], 3) for m in SWEEP}},
+            "best_stack": best, "best_separate_over_stack": round(ms["single"] / ms[f"loop_{best}"], 3),
+            "best_separate_over_fit_stack": round(ms["single"] / min(ms[f"fit_{m}"] for m in SWEEP), 3)}
 
 
 def operator_times(students: int, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
@@ -109,6 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--students", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2; 1 when another job holds a core)")
     parser.add_argument("--profile", action="store_true", help="also print the per-operator profile of one student and of the stack")
+    parser.add_argument("--sweep", action="store_true", help=f"also print the per-student step time of stacks of {SWEEP} students")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     x, y = data(args.steps)
@@ -130,6 +172,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(json.dumps(result))
     if args.profile:
         print(json.dumps(profile_line(args.students, x, y)))
+    if args.sweep:
+        print(json.dumps(sweep_line(x, y, args.repeats, args.steps)))
     return result
 
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from kdlib.distill import get_objective
-from kdlib.models import MLP
+from kdlib.models import MLP, SmallCNN
 from kdlib.models.stacked import StackedCNN, StackedMLP
 from kdlib.models.vision import CNNConfig, FlipCrop, MixupCutmix
 from kdlib.train import Batch, TrainConfig, TrainSet, UpdateContext, accuracy, default_update, evaluate, fit, predict_outputs
@@ -154,6 +154,22 @@ def test_teacher_on_the_augmented_batch_and_transforms_are_seeded():
     first, second = run(), run()
     assert len(first) == 2 and all(torch.equal(a, b) for a, b in zip(first, second))
     assert not torch.equal(first[0], x[:32])
+
+
+def test_grey_image_students_and_teacher_run_channels_last_end_to_end():
+    """A one-channel batch is contiguous in both layouts, so the weights decide the first convolution's layout: fit
+    and predict_outputs must put them (students and teacher) in the model's layout, or every layer runs NCHW."""
+    x, y, _ = _images(n=64)
+    stack, teacher = StackedCNN(CNNConfig(1, 2, (4, 6), 4), 2, seed=0), SmallCNN(CNNConfig(1, 2, (4,), 4))
+    layouts = []
+    stack.features[2].register_forward_hook(lambda module, inputs, output: layouts.append(output.is_contiguous(memory_format=torch.channels_last)))
+    fit(stack, get_objective("kd_sum"), TrainSet(x, y), config=TrainConfig(epochs=1, batch_size=32, patience=None), seed=0,
+        teacher_model=teacher, progress=False)
+    assert layouts == [True, True]
+    assert all(p.stride()[1] == 1 for model in (stack, teacher) for p in model.parameters() if p.ndim == 4)  # channels innermost
+    fresh = SmallCNN(CNNConfig(1, 2, (4, 6), 4))
+    predict_outputs(fresh, x)
+    assert all(p.stride()[1] == 1 for p in fresh.parameters() if p.ndim == 4)
 
 
 def test_a_method_can_replace_the_update():

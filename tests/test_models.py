@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -76,3 +78,19 @@ def test_minilm_embeddings_are_normalised_ordered_and_meaningful():
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(encoder.encode(texts[::-1], progress=False)[::-1], emb, atol=1e-5)  # order preserved
     assert emb[0] @ emb[2] > emb[0] @ emb[1] + 0.2  # paraphrases are closer than unrelated sentences
+
+
+def test_cnn_pooling_before_relu_equals_the_textbook_order_exactly():
+    """SmallCNN pools before its ReLU for speed; outputs and every gradient must equal conv -> BN -> ReLU -> pool."""
+    torch.manual_seed(0)
+    model = SmallCNN(CNNConfig(in_channels=1, num_classes=3, widths=(4, 6), embed_dim=5)).double()
+    textbook = copy.deepcopy(model)
+    for block in range(0, 8, 4):
+        textbook.features[block + 2], textbook.features[block + 3] = textbook.features[block + 3], textbook.features[block + 2]
+    assert isinstance(model.features[2], torch.nn.MaxPool2d) and isinstance(textbook.features[2], torch.nn.ReLU)
+    x = torch.randn(5, 1, 13, 13, dtype=torch.float64)
+    for net in (model, textbook):
+        net(x).square().sum().backward()
+    assert torch.equal(model(x), textbook(x))
+    for (name, a), b in zip(model.named_parameters(), textbook.parameters()):
+        assert torch.equal(a.grad, b.grad), name

@@ -33,11 +33,9 @@ def teacher_of(batch: Batch) -> torch.Tensor:
 
 def label_cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Per-example cross-entropy on class ids (0 for unlabelled examples, label -1) or against soft targets (N, C)."""
-    log_probs = F.log_softmax(student_logits, dim=1)
     if labels.ndim == 2:
-        return -(labels * log_probs).sum(1)
-    labelled = labels >= 0
-    return -log_probs.gather(1, labels.clamp_min(0)[:, None])[:, 0] * labelled
+        return -(labels * F.log_softmax(student_logits, dim=1)).sum(1)
+    return F.cross_entropy(student_logits, labels, ignore_index=-1, reduction="none")  # one fused kernel each way
 
 
 def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:

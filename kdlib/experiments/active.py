@@ -80,8 +80,6 @@ class _Features(nn.Module):
 def features_and_probs(model: StudentStack, x, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
     """The first student's penultimate features (its ``embed``) and class probabilities on ``x``."""
     net = model.student(0).eval()
-    if getattr(net, "memory_format", None) is not None:
-        net = net.to(memory_format=net.memory_format)  # images run faster in the layout the engine trains in
     features = predict_outputs(_Features(net), x, batch_size)
     with torch.no_grad():
         return features, torch.softmax(net.head(features), -1)

@@ -228,16 +228,13 @@ def train_cell(dataset: str, pool: int, fraction: float, recipe: str, epochs: in
     names = METHOD_SETS[methods]
     distilled = any(METHODS[name]["name"] != "ce" for name in names)
     teacher = vision_teacher(dataset, teachers)
-    teacher.model.to(memory_format=torch.channels_last)
     train = load(dataset, "train")
     subset = nested_subset(teacher, train.y, pool, fraction, seed)
-    x, y = image_inputs(dataset, train.x[subset]).contiguous(memory_format=torch.channels_last), torch.tensor(train.y[subset])
+    x, y = image_inputs(dataset, train.x[subset]), torch.tensor(train.y[subset])
     val, test = _evaluation_sets(dataset, teachers, test_size)
     num_classes = len(teacher.classes)
     cnn = CNNConfig(in_channels=x.shape[1], num_classes=num_classes, **STUDENT)
-    # channels-last weights: a grey (1-channel) batch is ambiguous in layout, and without this the stack runs NCHW
-    # (measured 1.4x slower per step on Fashion-MNIST shapes)
-    model = StackedCNN(cnn, len(names), seed).to(memory_format=torch.channels_last)
+    model = StackedCNN(cnn, len(names), seed)  # the engine puts it (and the teacher) in channels-last
     transforms = transforms_for(recipe, x.shape[1], num_classes)
     # the teacher labels the augmented batch on the fly; without augmentation its logits are computed once; CE only needs none
     on_the_fly = distilled and bool(transforms)

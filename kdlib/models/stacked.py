@@ -206,7 +206,7 @@ class StackedCNN(_SlotHead, StudentStack):
             conv = nn.Conv2d(channels * (count if index else 1), width * count, 3, padding=1, bias=False, groups=count if index else 1)
             with torch.no_grad():
                 conv.weight.copy_(torch.cat([s.features[4 * index].weight for s in students]))
-            layers += [conv, nn.BatchNorm2d(width * count), nn.ReLU(), nn.MaxPool2d(2)]
+            layers += [conv, nn.BatchNorm2d(width * count), nn.MaxPool2d(2), nn.ReLU()]  # pool first, as SmallCNN
             channels = width
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         stack = lambda tensors: nn.Parameter(torch.stack([t.detach().clone() for t in tensors]))  # noqa: E731
