@@ -1,6 +1,6 @@
 """Time per student step of kdlib's training engine against a bare PyTorch loop (a benchmark, not a test).
 
-    python benchmarks/training_step.py [--repeats 7] [--steps 60] [--students 8] [--threads 2] [--profile] [--sweep]
+    python benchmarks/training_step.py [--repeats 7] [--steps 60] [--students 8] [--threads 2] [--profile] [--layout] [--sweep]
 
 Prints one JSON line: milliseconds per student step for a bare loop (one SmallCNN student, Fashion-MNIST-shaped
 input, batch 64, 2 threads, fused AdamW), ``kdlib.train.fit`` with that one student, 8 separate students (the bare
@@ -9,7 +9,9 @@ of interleaved repeats (single runs on shared machines vary by tens of percent),
 and ``separate_over_stack``. With ``--profile``, a second line gives the self CPU time per operator (torch.profiler,
 10 steps) of one student and of the stack, and the stack's cost per operator relative to one student: where that
 ratio is close to the number of students, stacking saves nothing on that operator (a memory-bound pass over M times
-the activations), which is what bounds ``separate_over_stack``.
+the activations), which is what bounds ``separate_over_stack``. ``--layout`` times the stack's bare loop with
+NCHW weights against channels-last ones; ``--sweep`` times stacks of 1 to 32 students through ``fit`` and through
+the bare stacked loop: the best any stack of this student reaches on this CPU.
 """
 
 from __future__ import annotations
@@ -40,17 +42,20 @@ def data(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(steps * BATCH, 1, 28, 28, generator=g), torch.randint(0, 10, (steps * BATCH,), generator=g)
 
 
-def bare_loop(x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> float:
-    """Seconds for one epoch of the plain loop: forward, cross-entropy, backward, fused AdamW step, in the layout the
-    engine trains in (channels-last weights and batches), so that the ratios measure the loop and the stacking."""
+def bare_loop(x: torch.Tensor, y: torch.Tensor, seed: int = 0, students: int = 1, layout: torch.memory_format = SmallCNN.memory_format) -> float:
+    """Seconds for one epoch of the plain loop: forward, cross-entropy, backward, fused AdamW step, for one SmallCNN
+    or a StackedCNN of ``students`` (one fused cross-entropy over all their outputs: what stacking alone gives,
+    without the engine's per-student objectives). By default in the layout the engine trains in (channels-last
+    weights and batches), so that the ratios measure the loop and the stacking; ``--layout`` also times NCHW weights."""
     torch.manual_seed(seed)
-    model = SmallCNN(CONFIG).to(memory_format=SmallCNN.memory_format)
+    model = (SmallCNN(CONFIG) if students == 1 else StackedCNN(CONFIG, students, seed=seed)).to(memory_format=layout)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     start = time.perf_counter()
     for begin in range(0, len(x), BATCH):
         idx = order[begin : begin + BATCH]
-        loss = F.cross_entropy(model(x[idx].contiguous(memory_format=SmallCNN.memory_format)), y[idx])
+        out = model(x[idx].contiguous(memory_format=SmallCNN.memory_format))
+        loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), y[idx].repeat(students))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -65,24 +70,6 @@ def engine(x: torch.Tensor, y: torch.Tensor, students: int) -> float:
     return fit(model, get_objective("ce"), TrainSet(x, y), config=config, seed=0, progress=False).seconds
 
 
-def stacked_loop(x: torch.Tensor, y: torch.Tensor, students: int) -> float:
-    """Seconds for one epoch of a bare loop over a StackedCNN (one fused cross-entropy over all students' outputs):
-    what stacking alone can give, without the engine's per-student objectives and bookkeeping."""
-    torch.manual_seed(0)
-    model = StackedCNN(CONFIG, students, seed=0).to(memory_format=StackedCNN.memory_format)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
-    start = time.perf_counter()
-    for begin in range(0, len(x), BATCH):
-        idx = order[begin : begin + BATCH]
-        out = model(x[idx].contiguous(memory_format=StackedCNN.memory_format))
-        loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), y[idx].repeat(students))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return time.perf_counter() - start
-
-
 def sweep_line(x: torch.Tensor, y: torch.Tensor, repeats: int, steps: int) -> dict:
     """Milliseconds per student step of one student (bare loop) and of stacks of ``SWEEP`` students, through ``fit``
     and through the bare stacked loop, medians of interleaved repeats. The per-student time of a stack falls while
@@ -93,7 +80,7 @@ def sweep_line(x: torch.Tensor, y: torch.Tensor, repeats: int, steps: int) -> di
         times["single"].append(bare_loop(x, y))
         for m in SWEEP:
             times[f"fit_{m}"].append(engine(x, y, m) / m)
-            times[f"loop_{m}"].append(stacked_loop(x, y, m) / m)
+            times[f"loop_{m}"].append(bare_loop(x, y, students=m) / m)
     ms = {name: 1000 * statistics.median(values) / steps for name, values in times.items()}
     best = min(SWEEP, key=lambda m: ms[f"loop_{m}"])
     return {"benchmark": "training_step_sweep", "threads": torch.get_num_threads(), "repeats": repeats, "steps": steps,
@@ -102,6 +89,18 @@ def sweep_line(x: torch.Tensor, y: torch.Tensor, repeats: int, steps: int) -> di
                                     "stacked_loop": {m: round(ms[f"loop_{m}"], 3) for m in SWEEP}},
             "best_stack": best, "best_separate_over_stack": round(ms["single"] / ms[f"loop_{best}"], 3),
             "best_separate_over_fit_stack": round(ms["single"] / min(ms[f"fit_{m}"] for m in SWEEP), 3)}
+
+
+def layout_line(x: torch.Tensor, y: torch.Tensor, repeats: int, steps: int, students: int) -> dict:
+    """Milliseconds per student step of the bare loop over a stack, with channels-last and with NCHW weights (the
+    batches channels-last in both): a grey batch is contiguous in both layouts, so the weights pick the kernels."""
+    times: dict[str, list[float]] = {"channels_last": [], "nchw_weights": []}
+    for _ in range(repeats):
+        times["channels_last"].append(bare_loop(x, y, students=students))
+        times["nchw_weights"].append(bare_loop(x, y, students=students, layout=torch.contiguous_format))
+    ms = {name: 1000 * statistics.median(values) / steps / students for name, values in times.items()}
+    return {"benchmark": "training_step_layout", "students": students, "threads": torch.get_num_threads(), "repeats": repeats,
+            "ms_per_student_step": {k: round(v, 3) for k, v in ms.items()}, "nchw_over_channels_last": round(ms["nchw_weights"] / ms["channels_last"], 3)}
 
 
 def operator_times(students: int, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
@@ -150,6 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--students", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2; 1 when another job holds a core)")
     parser.add_argument("--profile", action="store_true", help="also print the per-operator profile of one student and of the stack")
+    parser.add_argument("--layout", action="store_true", help="also time the stack with NCHW weights against channels-last ones")
     parser.add_argument("--sweep", action="store_true", help=f"also print the per-student step time of stacks of {SWEEP} students")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(json.dumps(result))
     if args.profile:
         print(json.dumps(profile_line(args.students, x, y)))
+    if args.layout:
+        print(json.dumps(layout_line(x, y, args.repeats, args.steps, args.students)))
     if args.sweep:
         print(json.dumps(sweep_line(x, y, args.repeats, args.steps)))
     return result

@@ -239,8 +239,8 @@ def default_device() -> torch.device:
 def place(model: nn.Module, device: torch.device | str) -> nn.Module:
     """Move ``model`` to ``device`` in place, its 4-D weights in the layout its batches are converted to
     (``model.memory_format``). Converting the batches alone is not enough: a one-channel image batch is contiguous in
-    both layouts, so with NCHW weights the first convolution, and every layer after it, runs NCHW (2.2x slower per
-    step of a stack of 8 Fashion-MNIST students here; benchmarks/training_step.py)."""
+    both layouts, so with NCHW weights the first convolution, and every layer after it, runs NCHW (the slow path on
+    CPU: benchmarks/training_step.py times both)."""
     memory_format = getattr(model, "memory_format", None)
     return model.to(device, memory_format=memory_format) if memory_format is not None else model.to(device)
 

@@ -43,8 +43,8 @@ class SmallCNN(nn.Module):
         channels = config.in_channels
         for width in config.widths:
             # Pooling before the ReLU: max and ReLU commute exactly (both monotone), so outputs and gradients equal those
-            # of conv -> BN -> ReLU -> pool, while the ReLU passes touch a quarter of the activations (1.4x per step of a
-            # stack of 8 here; benchmarks/training_step.py). Parameter indices (conv 4i, BN 4i + 1) are unchanged.
+            # of conv -> BN -> ReLU -> pool, while the ReLU passes touch a quarter of the activations (the profile of
+            # benchmarks/training_step.py shows them). Parameter indices (conv 4i, BN 4i + 1) are unchanged.
             layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.MaxPool2d(2), nn.ReLU()]
             channels = width
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
