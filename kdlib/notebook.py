@@ -37,6 +37,11 @@ class NotebookRun:
         """Seconds since :func:`setup`."""
         return time.perf_counter() - self.started
 
+    @property
+    def threads(self) -> int:
+        """The session's torch threads (the figure a notebook quotes beside its step costs)."""
+        return torch.get_num_threads()
+
     def save_figure(self, fig: plt.Figure, name: str) -> Path:
         """Save ``fig`` as ``figures/<NN>_<name>.png`` (``build/quick/figures`` in the quick profile)."""
         return save_figure(fig, self.notebook, name, self.profile)

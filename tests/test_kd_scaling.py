@@ -53,7 +53,7 @@ def test_settings_count_epochs_per_fraction_and_check_their_numbers():
     chosen = _settings()
     assert [chosen.steps(f) for f in chosen.fractions] == [2 * 40, 5 * 20, 16 * 16]  # batches of 64: 100, 300, 1000 images
     full = kd_scaling.settings("full", 5)
-    assert [full.steps(f) for f in full.fractions] == [300, 1024]  # 50 images for 300 epochs, 500 for 128
+    assert [full.steps(f) for f in full.fractions] == [300, 834, 2048]  # 50 images for 300 epochs, 150 for 278, 500 for 256
     assert full.pilot_regime()["epochs"] == (40, 16) and chosen.pilot_regime() == {"pool": 1000, "epochs": (40, 16), "schedule": 8}
     assert kd_scaling.settings("quick", 7).replicates == 2 and kd_scaling.settings("full", 7).replicates == 7
     with pytest.raises(ValueError, match="more data must mean more steps"):
