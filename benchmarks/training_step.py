@@ -1,6 +1,6 @@
 """Time per student step of kdlib's training engine against a bare PyTorch loop (a benchmark, not a test).
 
-    python benchmarks/training_step.py [--repeats 7] [--steps 60] [--students 8] [--threads 2] [--profile] [--layout] [--sweep]
+    python benchmarks/training_step.py [--repeats 7] [--steps 60] [--students 8] [--threads 2] [--profile] [--layout] [--sweep] [--compile]
 
 Prints one JSON line: milliseconds per student step for a bare loop (one SmallCNN student, Fashion-MNIST-shaped
 input, batch 64, 2 threads, fused AdamW), ``kdlib.train.fit`` with that one student, 8 separate students (the bare
@@ -11,7 +11,8 @@ and ``separate_over_stack``. With ``--profile``, a second line gives the self CP
 ratio is close to the number of students, stacking saves nothing on that operator (a memory-bound pass over M times
 the activations), which is what bounds ``separate_over_stack``. ``--layout`` times the stack's bare loop with
 NCHW weights against channels-last ones; ``--sweep`` times stacks of 1 to 32 students through ``fit`` and through
-the bare stacked loop: the best any stack of this student reaches on this CPU.
+the bare stacked loop: the best any stack of this student reaches on this CPU; ``--compile`` times the bare loop
+with ``torch.compile`` against eager, for one student and for the stack.
 """
 
 from __future__ import annotations
@@ -47,9 +48,18 @@ def bare_loop(x: torch.Tensor, y: torch.Tensor, seed: int = 0, students: int = 1
     or a StackedCNN of ``students`` (one fused cross-entropy over all their outputs: what stacking alone gives,
     without the engine's per-student objectives). By default in the layout the engine trains in (channels-last
     weights and batches), so that the ratios measure the loop and the stacking; ``--layout`` also times NCHW weights."""
+    model = bare_model(seed, students, layout)
+    return bare_epoch(model, torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True), x, y, seed, students)
+
+
+def bare_model(seed: int, students: int, layout: torch.memory_format = SmallCNN.memory_format) -> torch.nn.Module:
+    """A fresh SmallCNN (``students`` = 1) or StackedCNN in ``layout``."""
     torch.manual_seed(seed)
-    model = (SmallCNN(CONFIG) if students == 1 else StackedCNN(CONFIG, students, seed=seed)).to(memory_format=layout)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+    return (SmallCNN(CONFIG) if students == 1 else StackedCNN(CONFIG, students, seed=seed)).to(memory_format=layout)
+
+
+def bare_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, seed: int, students: int) -> float:
+    """Seconds for one epoch of the plain loop over ``model`` (possibly compiled)."""
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     start = time.perf_counter()
     for begin in range(0, len(x), BATCH):
@@ -103,6 +113,30 @@ def layout_line(x: torch.Tensor, y: torch.Tensor, repeats: int, steps: int, stud
             "ms_per_student_step": {k: round(v, 3) for k, v in ms.items()}, "nchw_over_channels_last": round(ms["nchw_weights"] / ms["channels_last"], 3)}
 
 
+def compile_line(x: torch.Tensor, y: torch.Tensor, repeats: int, steps: int, students: int) -> dict:
+    """Milliseconds per student step of the bare loop over one student and over a stack, eager and with
+    ``torch.compile`` of the model (forward and backward; compilation and warm-up excluded, one epoch each first), plus
+    the compiled stack's ``separate_over_stack`` against the eager single student: whether compilation lifts the bound."""
+    runs = {}
+    for name, m, compiled in (("single_eager", 1, False), ("single_compiled", 1, True), ("stack_eager", students, False), ("stack_compiled", students, True)):
+        model = bare_model(0, m)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+        runs[name] = (torch.compile(model) if compiled else model, optimizer, m)
+    start = time.perf_counter()
+    for model, optimizer, m in runs.values():
+        bare_epoch(model, optimizer, x, y, 0, m)  # compilation and warm-up
+    compile_seconds = time.perf_counter() - start
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for repeat in range(repeats):
+        for name, (model, optimizer, m) in runs.items():
+            times[name].append(bare_epoch(model, optimizer, x, y, repeat + 1, m) / m)
+    ms = {name: 1000 * statistics.median(values) / steps for name, values in times.items()}
+    return {"benchmark": "training_step_compile", "students": students, "threads": torch.get_num_threads(), "repeats": repeats,
+            "warm_up_and_compile_s": round(compile_seconds, 1), "ms_per_student_step": {k: round(v, 3) for k, v in ms.items()},
+            "compiled_over_eager_stack": round(ms["stack_compiled"] / ms["stack_eager"], 3),
+            "separate_over_compiled_stack": round(ms["single_eager"] / ms["stack_compiled"], 3)}
+
+
 def operator_times(students: int, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     """Self CPU milliseconds per operator over ``PROFILED_STEPS`` plain training steps of one SmallCNN or a stack."""
     from torch.profiler import ProfilerActivity, profile
@@ -151,6 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--profile", action="store_true", help="also print the per-operator profile of one student and of the stack")
     parser.add_argument("--layout", action="store_true", help="also time the stack with NCHW weights against channels-last ones")
     parser.add_argument("--sweep", action="store_true", help=f"also print the per-student step time of stacks of {SWEEP} students")
+    parser.add_argument("--compile", action="store_true", help="also time the bare loop with torch.compile against eager, one student and the stack")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     x, y = data(args.steps)
@@ -176,6 +211,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(layout_line(x, y, args.repeats, args.steps, args.students)))
     if args.sweep:
         print(json.dumps(sweep_line(x, y, args.repeats, args.steps)))
+    if args.compile:
+        print(json.dumps(compile_line(x, y, args.repeats, args.steps, args.students)))
     return result
 
 
