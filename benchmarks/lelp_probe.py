@@ -1,6 +1,6 @@
 """Does a longer schedule give notebook 01's oracles headroom over vanilla KD? (a probe run before fixing the regime)
 
-    python benchmarks/lelp_probe.py cifar10 6,30 [--seed 2000] [--n-transfer 10000] [--teacher-epochs 8]
+    python benchmarks/lelp_probe.py cifar10 6,30 [--seed 2000] [--n-transfer 10000] [--teacher-epochs 8] [--student-widths 16,32,64]
 
 The committed run of notebook 01 trained its students 6 epochs and found both oracles below vanilla KD on validation,
 so the headroom gate left every binarised task out. This builds the full profile's binarised task (``kdlib``'s
@@ -31,11 +31,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=2000)
     parser.add_argument("--n-transfer", type=int, default=10_000)
     parser.add_argument("--teacher-epochs", type=int, default=None, help="the binarised teacher's epochs (default: the full profile's)")
+    parser.add_argument("--student-widths", default=None, help="the student CNN's channel widths, e.g. 16,32,64 (default: the profile's)")
+    parser.add_argument("--embed-dim", type=int, default=None, help="the student's embedding size (default: the profile's)")
     args = parser.parse_args(argv)
     if args.teacher_epochs is not None:
         teachers._VISION[args.dataset]["full"]["binary_epochs"] = args.teacher_epochs
     plan = next(p for p in lelp.settings("full", replicates=1).tasks if p.key == f"{args.dataset} mod2")
-    spec = {**plan.spec, "n_transfer": args.n_transfer, "n_fit": max(args.n_transfer, plan.spec["n_fit"])}
+    student = dict(plan.spec["student"])
+    if args.student_widths:
+        student["widths"] = tuple(int(w) for w in args.student_widths.split(","))
+    if args.embed_dim:
+        student["embed_dim"] = args.embed_dim
+    spec = {**plan.spec, "n_transfer": args.n_transfer, "n_fit": max(args.n_transfer, plan.spec["n_fit"]), "student": student}
     task = lelp.build_task(spec)
     print(task.name, "teacher test", round(task.teacher_test_accuracy, 4), "transfer", len(task.y_transfer), flush=True)
     for epochs in (int(e) for e in args.schedules.split(",")):

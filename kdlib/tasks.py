@@ -207,14 +207,14 @@ class SubclassTask:
 
 
 def subclass_vision_task(dataset: str, labels: str, teachers: str, n_transfer: int, n_fit: int, n_val: int, student: Mapping[str, Any] = STUDENT_CNN,
-                         cache: Cache | None = None) -> SubclassTask:
+                         cache: Cache | None = None, teacher_seed: int = 0) -> SubclassTask:
     """A binarised (``labels="mod2"``) or original (``"fine"``) image task; small-CNN students (``student``: widths and
     embedding size) read the images.
 
     The transfer set is the first ``n_transfer`` of ``n_fit`` examples sampled from the teacher's training subset
-    (``teachers``: the profile of the teacher recipe).
+    (``teachers``: the profile of the teacher recipe; ``teacher_seed``: which of its retrained teachers).
     """
-    teacher = vision_teacher(dataset, teachers, labels, cache)
+    teacher = vision_teacher(dataset, teachers, labels, cache, seed=teacher_seed)
     train, test = load(dataset, "train"), load(dataset, "test")
     relabel = LABEL_MAPS[labels]
     fit_idx = _sample(teacher.train_idx, max(n_fit, n_transfer))

@@ -151,3 +151,23 @@ def test_declared_plan_matches_the_pilot_rule():
     plan = claims.PLAN
     assert plan.replicates == claims.R <= claims.CAP and plan.n_pilot == len(lelp.PILOT_SEEDS)
     assert all(c.replicates == plan.replicates for c in claims.DECLARATIONS.claims)
+
+
+def test_main_replicates_retrain_their_teacher_only_where_the_plan_says_so():
+    full = lelp.settings("full", replicates=3)
+    main, whole = full.tasks[0], full.tasks[1]
+    assert main.retrain_teacher and whole.retrain_teacher and not full.tasks[2].retrain_teacher
+    assert "teacher_seed" not in main.replicate_spec(0, main=True)  # replicate 0 trains on the shared teacher
+    assert main.replicate_spec(2, main=True)["teacher_seed"] == 2 and "teacher_seed" not in main.replicate_spec(1001, main=False)
+    assert "teacher_seed" not in full.tasks[2].replicate_spec(2, main=True)
+    assert whole.key == f"cifar10 mod2 {lelp.WHOLE}" and whole.settings_from == main.key and whole.spec["n_transfer"] == 45_000
+    cells = lelp.cells(main, [], [0, 1], main=True)
+    assert [c["spec"].get("teacher_seed") for c in cells] == [None, 1]
+
+
+def test_a_tag_names_the_task(monkeypatch):
+    monkeypatch.setattr(lelp, "subclass_vision_task", lambda *a, **k: _task())
+    lelp._build.cache_clear()
+    spec = {"kind": "vision", "dataset": "d", "labels": "mod2", "teachers": "quick", "n_transfer": 1, "n_fit": 1, "n_val": 1, "student": {}}
+    assert lelp.build_task(spec).name == "toy" and lelp.build_task({**spec, "tag": "whole training set"}).name == "toy, whole training set"
+    lelp._build.cache_clear()

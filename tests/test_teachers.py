@@ -36,6 +36,18 @@ def test_vision_teacher_trains_once_then_loads(tmp_path, monkeypatch):
         assert torch.equal(a, b)
 
 
+def test_a_teacher_seed_is_another_teacher_and_seed_zero_keeps_the_shared_key(tmp_path, monkeypatch):
+    monkeypatch.setitem(teachers._VISION, "digits", {"quick": dict(n_train=400, n_val=100, epochs=2), "full": {}, "augment": False})
+    cache = Cache(tmp_path)
+    shared = teachers.vision_teacher("digits", "quick", cache=cache)
+    zero, other = (teachers.vision_teacher("digits", "quick", cache=cache, seed=s) for s in (0, 3))
+    assert shared.key == zero.key != other.key and other.name.endswith("/seed3")
+    assert list(other.train_idx) == list(shared.train_idx)  # the same split, other initial weights and batches
+    assert not all(torch.equal(a, b) for a, b in zip(shared.model.parameters(), other.model.parameters()))
+    with pytest.raises(ValueError, match="teacher seed must be >= 0"):
+        teachers.vision_teacher("digits", "quick", cache=cache, seed=-1)
+
+
 def test_transfer_task_trains_every_method():
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 2, (200,), generator=g)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
@@ -35,10 +35,10 @@ import torch
 from kdlib.distill import get_objective
 from kdlib.distill.subclass import split_entropy
 from kdlib.grid import run_grid
-from kdlib.models import STUDENT_CNN
 from kdlib.profiles import pick
 from kdlib.results import Record, paired_estimates
 from kdlib.tasks import SubclassTask, subclass_text_task, subclass_vision_task
+from kdlib.teachers import vision_teacher
 from kdlib.train import TrainConfig, TrainSet, accuracy, fit, set_seed
 
 PROTOCOL_VERSION = 3  # bump when a choice the cells' arguments do not name changes
@@ -52,6 +52,9 @@ PILOT_SEEDS = (1001, 1002, 1003)  # the pilot's replicates at the chosen setting
 PILOT_METHODS = ("vanilla KD", "LELP")
 TEXT_METHODS = ("labels only", "vanilla KD", "head-matched KD", "LELP", "random projections", "uniform split")  # fewer: a secondary setting
 MANY_CLASS_METHODS = ("vanilla KD", "head-matched KD", "LELP")
+WHOLE_METHODS = ("vanilla KD", "head-matched KD", "LELP", "uniform split", ORACLE_UNIFORM)  # the claims' methods at 45k
+WHOLE = "whole training set"  # the tag of the task whose transfer set is the teacher's whole training set
+STUDENT_CNN_LELP = {"widths": (8, 16, 32), "embed_dim": 32}  # chosen by benchmarks/lelp_probe.py (see the notebook's section 1)
 
 
 # --- the compared targets ---------------------------------------------------------------------------------------
@@ -107,19 +110,24 @@ def objective_spec(task: SubclassTask, variant: Variant, seed: int) -> dict:
 
 
 # --- tasks and the grid cell ------------------------------------------------------------------------------------
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)  # a replicate's tasks with their own teachers; the largest (45k CIFAR images) holds about 0.7 GB
 def _build(spec_json: str) -> SubclassTask:
     spec = json.loads(spec_json)
     if spec["kind"] == "vision":
-        return subclass_vision_task(spec["dataset"], spec["labels"], spec["teachers"], spec["n_transfer"], spec["n_fit"], spec["n_val"],
-                                    student={k: tuple(v) if isinstance(v, list) else v for k, v in spec["student"].items()})
-    if spec["kind"] == "text":
-        return subclass_text_task(spec["dataset"], spec["teachers"], spec["n_transfer"], spec["n_fit"], spec["vocabulary"], student=spec["student"])
-    raise ValueError(f"task kind must be 'vision' or 'text', got {spec['kind']!r}")
+        task = subclass_vision_task(spec["dataset"], spec["labels"], spec["teachers"], spec["n_transfer"], spec["n_fit"], spec["n_val"],
+                                    student={k: tuple(v) if isinstance(v, list) else v for k, v in spec["student"].items()},
+                                    teacher_seed=spec.get("teacher_seed", 0))
+    elif spec["kind"] == "text":
+        task = subclass_text_task(spec["dataset"], spec["teachers"], spec["n_transfer"], spec["n_fit"], spec["vocabulary"], student=spec["student"])
+    else:
+        raise ValueError(f"task kind must be 'vision' or 'text', got {spec['kind']!r}")
+    return replace(task, name=f"{task.name}, {spec['tag']}") if spec.get("tag") else task
 
 
 def build_task(spec: Mapping[str, Any]) -> SubclassTask:
-    """The task a plain-data spec names (built once per process; teachers and features come from the cache)."""
+    """The task a plain-data spec names (built once per process; teachers and features come from the cache). A spec's
+    ``tag`` is appended to the task's name (two transfer-set sizes of one dataset); ``teacher_seed`` picks a retrained
+    teacher (vision only; 0, the default, is the shared one)."""
     return _build(json.dumps(dict(spec), sort_keys=True))
 
 
@@ -170,10 +178,15 @@ class TaskPlan:
     train: Mapping[str, Any]
     methods: tuple[str, ...]
     settings_from: str | None = None  # a task that takes another task's chosen settings instead of a selection of its own
+    retrain_teacher: bool = False  # main replicate r trains on its own teacher (seed r); selection and pilot use the shared one
 
     @property
     def key(self) -> str:
-        return f"{self.spec['dataset']} {self.spec.get('labels', 'text')}"
+        return " ".join([self.spec["dataset"], self.spec.get("labels", "text")] + ([self.spec["tag"]] if self.spec.get("tag") else []))
+
+    def replicate_spec(self, seed: int, main: bool) -> dict:
+        """The spec of one replicate: with its own teacher where the plan retrains teachers and the run is the main one."""
+        return {**self.spec, "teacher_seed": int(seed)} if main and self.retrain_teacher and seed else dict(self.spec)
 
 
 @dataclass(frozen=True)
@@ -187,17 +200,25 @@ class LelpSettings:
 
 
 def settings(profile: str, replicates: int) -> LelpSettings:
-    """The settings of ``profile``; ``replicates`` is the declared number (the quick profile runs 2)."""
+    """The settings of ``profile``; ``replicates`` is the declared number (the quick profile runs 2).
+
+    Binarised CIFAR-10 is the main task: a transfer set of 10,000 images with every method, and the teacher's whole
+    training set (45,000) with the methods that carry the claims, at the 10k task's chosen settings; each main
+    replicate retrains its teacher there. Vision students train for about 2,300 (10k) and 2,800 (45k) steps.
+    """
     train = lambda epochs: dict(epochs=epochs, batch_size=128, lr=3e-3, weight_decay=1e-4, patience=None, cosine=True)  # noqa: E731
-    vision_train, text_train = pick(profile, {"quick": (train(2), train(2)), "full": (train(6), train(3))})
-    sizes = pick(profile, {"quick": dict(n_transfer=1000, n_fit=1500, n_val=500, text_transfer=800, vocabulary=2000),
-                           "full": dict(n_transfer=10_000, n_fit=20_000, n_val=2000, text_transfer=20_000, vocabulary=8000)})
-    vision = lambda dataset, labels: {"kind": "vision", "dataset": dataset, "labels": labels, "teachers": profile, "n_transfer": sizes["n_transfer"],  # noqa: E731
-                                      "n_fit": sizes["n_fit"], "n_val": sizes["n_val"], "student": dict(STUDENT_CNN)}
+    vision_train, whole_train, text_train = pick(profile, {"quick": (train(2), train(1), train(2)), "full": (train(30), train(8), train(10))})
+    sizes = pick(profile, {"quick": dict(n_transfer=1000, n_whole=2000, n_fit=1500, n_val=500, text_transfer=800, vocabulary=2000),
+                           "full": dict(n_transfer=10_000, n_whole=45_000, n_fit=20_000, n_val=2000, text_transfer=20_000, vocabulary=8000)})
+    vision = lambda dataset, labels, **extra: {"kind": "vision", "dataset": dataset, "labels": labels, "teachers": profile,  # noqa: E731
+                                               "n_transfer": sizes["n_transfer"], "n_fit": sizes["n_fit"], "n_val": sizes["n_val"],
+                                               "student": dict(STUDENT_CNN_LELP), **extra}
     text = {"kind": "text", "dataset": "sst2", "teachers": profile, "n_transfer": sizes["text_transfer"], "n_fit": sizes["text_transfer"],
             "vocabulary": sizes["vocabulary"], "student": {"embed_dim": 32, "filters": 64, "hidden": 32, "kernel": 3}}
     tasks = (
-        TaskPlan(vision("cifar10", "mod2"), vision_train, METHODS),
+        TaskPlan(vision("cifar10", "mod2"), vision_train, METHODS, retrain_teacher=True),
+        TaskPlan(vision("cifar10", "mod2", n_transfer=sizes["n_whole"], tag=WHOLE), whole_train, WHOLE_METHODS, settings_from="cifar10 mod2",
+                 retrain_teacher=True),
         TaskPlan(vision("fashion_mnist", "mod2"), vision_train, METHODS),
         TaskPlan(text, text_train, TEXT_METHODS),
         TaskPlan(vision("fashion_mnist", "fine"), vision_train, MANY_CLASS_METHODS, settings_from="fashion_mnist mod2"),
@@ -253,14 +274,15 @@ def transferred_variants(chosen: list[dict], methods: Sequence[str]) -> list[dic
     return [by_method[m] for m in methods]
 
 
-def cells(plan: TaskPlan, variants: list[dict], seeds: Sequence[int]) -> list[dict]:
-    """The grid cells of one task: one per seed, every variant in one stack."""
-    return [{"spec": dict(plan.spec), "variants": variants, "seed": int(seed), "train": dict(plan.train)} for seed in seeds]
+def cells(plan: TaskPlan, variants: list[dict], seeds: Sequence[int], main: bool = False) -> list[dict]:
+    """The grid cells of one task: one per seed, every variant in one stack (``main``: the replicates that retrain
+    their teacher where the plan says so)."""
+    return [{"spec": plan.replicate_spec(seed, main), "variants": variants, "seed": int(seed), "train": dict(plan.train)} for seed in seeds]
 
 
-def _grid(experiment: str, plan: TaskPlan, variants: list[dict], seeds: Sequence[int], progress: bool) -> pd.DataFrame:
+def _grid(experiment: str, plan: TaskPlan, variants: list[dict], seeds: Sequence[int], progress: bool, main: bool = False) -> pd.DataFrame:
     context = {"version": PROTOCOL_VERSION, "task": build_task(plan.spec).fingerprint()}  # the teacher and the data, beyond the spec
-    frame = run_grid(train_cell, experiment=experiment, cells=cells(plan, variants, seeds), context=context, progress=progress)
+    frame = run_grid(train_cell, experiment=experiment, cells=cells(plan, variants, seeds, main), context=context, progress=progress)
     return frame.drop(columns=["spec", "variants", "train"])
 
 
@@ -287,16 +309,34 @@ def chosen_by_task(chosen: LelpSettings, selection: pd.DataFrame) -> dict[str, l
 
 
 def run_replicates(chosen: LelpSettings, variants: Mapping[str, list[dict]], seeds: Sequence[int], experiment: str,
-                   methods: Sequence[str] | None = None, transferred: bool = True, progress: bool = True) -> pd.DataFrame:
+                   methods: Sequence[str] | None = None, transferred: bool = True, main: bool = True, progress: bool = True) -> pd.DataFrame:
     """Every task's chosen variants (only ``methods`` if given) on ``seeds``; ``transferred=False`` leaves out the tasks
-    that take another task's settings."""
+    that take another task's settings; ``main=False`` (the pilot) keeps every replicate on the shared teacher."""
     frames = []
     for plan in chosen.tasks:
         if plan.settings_from is not None and not transferred:
             continue
         todo = [v for v in variants[plan.key] if methods is None or v["method"] in methods]
-        frames.append(_grid(experiment, plan, todo, seeds, progress))
+        frames.append(_grid(experiment, plan, todo, seeds, progress, main))
     return pd.concat(frames, ignore_index=True)
+
+
+def teacher_accuracy(spec: Mapping[str, Any]) -> float:
+    """Test accuracy of the teacher a spec names (vision teachers load without building the whole task)."""
+    if spec["kind"] == "vision":
+        return vision_teacher(spec["dataset"], spec["teachers"], spec["labels"], seed=spec.get("teacher_seed", 0)).test_accuracy
+    return build_task(spec).teacher_test_accuracy
+
+
+def teacher_table(chosen: LelpSettings, seeds: Sequence[int]) -> pd.DataFrame:
+    """Test accuracy (%) of the teacher behind every task's main replicates: one column per replicate where the plan
+    retrains its teachers, the shared teacher's otherwise, with their mean."""
+    rows = []
+    for plan in chosen.tasks:
+        accuracy = {f"replicate {s}": 100 * teacher_accuracy(plan.replicate_spec(s, main=True)) for s in seeds}
+        rows.append({"task": build_task(plan.spec).name, "teachers": "one per replicate" if plan.retrain_teacher else "shared",
+                     **accuracy, "mean": sum(accuracy.values()) / len(accuracy)})
+    return pd.DataFrame(rows).set_index("task")
 
 
 # --- reporting ------------------------------------------------------------------------------------------------
