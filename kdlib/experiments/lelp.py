@@ -224,7 +224,7 @@ def settings(profile: str, replicates: int) -> LelpSettings:
         TaskPlan(vision("fashion_mnist", "fine"), vision_train, MANY_CLASS_METHODS, settings_from="fashion_mnist mod2"),
     )
     grid = pick(profile, {"quick": Grid(temperatures=(1.0, 4.0), subclasses=(2,), betas=(0.25, 1.0)),
-                          "full": Grid(temperatures=(1.0, 2.0, 4.0), subclasses=(5, 10), betas=(0.0625, 0.25, 1.0))})
+                          "full": Grid(temperatures=(1.0, 2.0, 4.0), subclasses=(5, 10), betas=(0.0625, 0.25, 1.0, 4.0))})
     return LelpSettings(tasks, grid, pick(profile, {"quick": 2, "full": replicates}), PILOT_SEEDS[:pick(profile, {"quick": 2, "full": 3})])
 
 
