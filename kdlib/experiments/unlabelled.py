@@ -206,7 +206,12 @@ def experiments(profile: str, which: str = "all") -> list[str]:
     picks = {"all": lambda sizes: sizes, "noisiest": lambda sizes: sizes[:1], "cleanest": lambda sizes: sizes[-1:]}
     if which not in picks:
         raise ValueError(f"which must be one of {sorted(picks)}, got {which!r}")
-    return [f"{dataset} |L|={n}" for dataset, sizes in grid.items() for n in picks[which](sizes)]
+    return experiment_names({dataset: picks[which](sizes) for dataset, sizes in grid.items()})
+
+
+def experiment_names(sweep: Mapping[str, tuple[int, ...]]) -> list[str]:
+    """Experiment names ``"<dataset> |L|=<n>"`` of a sweep (|L| per dataset), in its order."""
+    return [f"{dataset} |L|={n}" for dataset, sizes in sweep.items() for n in sizes]
 
 
 def oracle_correct(task: SemiSupervisedTask) -> torch.Tensor:
