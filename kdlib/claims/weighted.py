@@ -70,9 +70,6 @@ DECLARATIONS = Declarations(
                f"{NOTES} §6 lesson 3 [P]: separates the per-example signal from a global down-weighting", **GATED),
         _claim("beats-r1", "Moving p(x) to the other classes beats dropping it: weighted soft − R1 (1 − p) soft (pooled over the gated settings)",
                "control", "difference", "not in the paper", f"{NOTES} §3.2 R1 [R]: the importance weight of a deterministic teacher", **GATED),
-        _claim("slam-geq-weighted", "SLaM (as run in notebook 02) is not worse than weighted soft distillation (non-inferiority, pooled over "
-               "every setting)", "control", "non_inferiority", "SLaM >= weighted (SLaM's own comparison)",
-               f"{NOTES} claim 4 and §6 'Expected' [R]"),
         _claim("confidence-predicts-correctness", "The teacher's confidence predicts its correctness on U: the AUC of 1 − p(x) for right vs "
                "wrong teacher labels exceeds 0.5 (pooled over every setting)", "control", "difference", "a premise of any weighting",
                f"{NOTES} claim 5 and §6 condition (2) [R]", unit="AUC", sesoi=AUC_SESOI,
@@ -116,7 +113,6 @@ def evidence(records: pd.DataFrame, diagnostics: pd.DataFrame, sweep: Mapping[st
         "approaches-oracle": {t: headroom_comparison(records, WEIGHTED["soft"], UNWEIGHTED["soft"], ORACLE["soft"], [t]).estimate() for t in every},
         "beats-constant": gain(WEIGHTED["soft"], CONSTANT, every),
         "beats-r1": gain(WEIGHTED["soft"], R1, every),
-        "slam-geq-weighted": gain("SLaM", WEIGHTED["soft"], every),
         "confidence-predicts-correctness": _auc_above_chance(diagnostics),
     }
     soft_gate = ceiling("soft", every)
