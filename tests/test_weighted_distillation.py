@@ -133,6 +133,16 @@ def test_a_stack_trains_and_the_diagnostics_separate_right_from_wrong(tmp_path):
     assert table["AUC (right vs wrong)"].between(0, 1).all()
 
 
+def test_a_changed_stack_changes_the_cells_cache_context(monkeypatch):
+    from kdlib.experiments import unlabelled
+
+    before = unlabelled.sweep_context("kdlib.experiments.weighted")
+    assert before["methods"] == weighted.METHODS
+    monkeypatch.setattr(weighted, "METHODS", weighted.METHODS[:-1])
+    assert unlabelled.sweep_context("kdlib.experiments.weighted") != before
+    assert "methods" not in unlabelled.sweep_context("kdlib.experiments.slam")  # its stack depends on the task; the version keys it
+
+
 @pytest.mark.parametrize("profile", ["quick", "full"])
 def test_the_sweep_is_one_size_per_dataset_of_notebook_02s_so_the_teachers_are_shared(profile):
     from kdlib.experiments import unlabelled

@@ -185,7 +185,14 @@ def run_sweep(profile: str, seeds: list[int] | range | tuple[int, ...], methods_
     grid = datasets or sweeps(profile)
     cells = [{"dataset": d, "n_labelled": int(n), "seed": int(s), "profile": profile, "methods_from": methods_from, "keep": keep}
              for d, sizes in grid.items() for n in sizes for s in seeds]
-    return run_grid(evaluate_cell, experiment=experiment, cells=cells, context={"version": STUDENTS_VERSION}, progress=progress)
+    return run_grid(evaluate_cell, experiment=experiment, cells=cells, context=sweep_context(methods_from), progress=progress)
+
+
+def sweep_context(methods_from: str) -> dict:
+    """What a sweep's cells depend on beyond their arguments: the students' version and, where the module of the
+    methods declares them (``METHODS``), their names, so that a changed stack is not served from the cache."""
+    declared = getattr(importlib.import_module(methods_from), "METHODS", None)
+    return {"version": STUDENTS_VERSION} | ({"methods": list(declared)} if declared is not None else {})
 
 
 def noisiest(profile: str) -> dict[str, tuple[int, ...]]:
