@@ -31,8 +31,8 @@ METHODS = [UNWEIGHTED["hard"], WEIGHTED["hard"], ORACLE["hard"], UNWEIGHTED["sof
 PILOT_SEEDS = (1000, 1001, 1002)  # the pilot's replicates: never reused by a claim
 # One |L| per dataset of notebook 02's sweep, those whose oracle weights had room over unweighted distillation in the
 # previous run (validation gates: Fashion-MNIST |L| = 100 with hard labels, SST-2 |L| = 300 with both). The whole sweep
-# cost 2,001 s against the 25-minute budget (issue 18): the 11-student stacks of Fashion-MNIST |L| = 1000 (a capacity-
-# bound student) and of SST-2 |L| = 30 (teachers 8 pp apart between seeds) failed every gate, so they are the settings cut.
+# cost 2,001 s against the 25-minute budget (issue 18); Fashion-MNIST |L| = 1000 (a capacity-bound student) and SST-2
+# |L| = 30 (teachers 8 pp apart between seeds) failed every gate there, so they are the settings cut.
 SWEEPS = {"quick": {"fashion_mnist": (50,), "sst2": (60,)}, "full": {"fashion_mnist": (100,), "sst2": (300,)}}
 
 
