@@ -45,7 +45,7 @@ def test_fractions_are_nested_class_balanced_prefixes_of_the_replicates_pool():
 
 def _settings(**changes):
     base = dict(datasets=("fashion_mnist",), pool=1000, fractions=(0.1, 0.3, 1.0), recipes=("none", "strong"), epochs=(40, 20, 16),
-                replicates=2, schedule_epochs=(4, 8), teachers="quick")
+                replicates=2, schedule_check=(("none", 8), ("strong", 32)), teachers="quick")
     return kd_scaling.ScalingSettings(**{**base, **changes})
 
 
@@ -54,7 +54,13 @@ def test_settings_count_epochs_per_fraction_and_check_their_numbers():
     assert [chosen.steps(f) for f in chosen.fractions] == [2 * 40, 5 * 20, 16 * 16]  # batches of 64: 100, 300, 1000 images
     full = kd_scaling.settings("full", 5)
     assert [full.steps(f) for f in full.fractions] == [300, 834, 2048]  # 50 images for 300 epochs, 150 for 278, 500 for 256
-    assert full.pilot_regime()["epochs"] == (40, 16) and chosen.pilot_regime() == {"pool": 1000, "epochs": (40, 16), "schedule": 8}
+    assert full.pilot_regime()["epochs"] == (40, 16) and chosen.pilot_regime() == {"pool": 1000, "epochs": (40, 16), "schedule": chosen.schedule_check}
+    # each check pairs the grid's schedule with its second one, shorter or longer
+    assert chosen.schedule_pair("none") == (8, 16) and chosen.schedule_pair("strong") == (16, 32)
+    assert full.schedule_pair("none") == (128, 256) and full.schedule_pair("strong") == (256, 512)
+    assert full.schedule_pair("strong", full.pilot_regime()) == (16, 32) and full.schedule_pair("none", full.pilot_regime()) == (8, 16)
+    with pytest.raises(ValueError, match="no schedule check for recipe"):
+        _settings(schedule_check=(("none", 8),)).schedule_pair("strong")
     assert kd_scaling.settings("quick", 7).replicates == 2 and kd_scaling.settings("full", 7).replicates == 7
     with pytest.raises(ValueError, match="more data must mean more steps"):
         _settings(epochs=(40, 10, 2))
@@ -62,8 +68,9 @@ def test_settings_count_epochs_per_fraction_and_check_their_numbers():
         _settings(fractions=(0.1, 0.5), epochs=(4, 2))
     with pytest.raises(ValueError, match="one positive epoch count per fraction"):
         _settings(epochs=(40, 20))
-    with pytest.raises(ValueError, match="shorter than"):
-        _settings(schedule_epochs=(16,))
+    for bad in ((("none", 16),), (("none", 8), ("none", 32)), (("flip-crop", 8),), (("none", 0),)):
+        with pytest.raises(ValueError, match="schedule check needs"):
+            _settings(schedule_check=bad)
     with pytest.raises(ValueError, match="recipes from"):
         _settings(recipes=("none", "autoaugment"))
     with pytest.raises(ValueError, match="not on the data axis"):
@@ -92,14 +99,13 @@ def test_grid_cells_and_pilot_cells():
     assert len(grid) == 3 * 3 * 2 and {c["methods"] for c in grid} == {"all"}
     assert {(c["fraction"], c["epochs"]) for c in grid} == {(0.1, 40), (0.3, 20), (1.0, 16)}
     schedule = kd_scaling.schedule_cells(chosen, [0])
-    assert {(c["recipe"], c["epochs"], c["fraction"], c["methods"]) for c in schedule} == {
-        (r, e, 1.0, "CE only") for r in ("none", "strong") for e in (4, 8)}
+    assert {(c["recipe"], c["epochs"], c["fraction"], c["methods"]) for c in schedule} == {("none", 8, 1.0, "CE only"), ("strong", 32, 1.0, "CE only")}
     pilot = kd_scaling.pilot_cells(chosen)
     assert {c["seed"] for c in pilot} == set(kd_scaling.PILOT_SEEDS)
     assert {(c["fraction"], c["recipe"], c["epochs"]) for c in pilot if c["methods"] == "all"} == {
         (f, r, e) for f, e in ((0.1, 40), (1.0, 16)) for r in ("none", "strong")}
-    assert {c["epochs"] for c in pilot if c["methods"] == "CE only"} == {8}
-    cheaper = kd_scaling.pilot_cells(_settings(pilot={"pool": 600, "epochs": (5, 2), "schedule": 1}))
+    assert {(c["recipe"], c["epochs"]) for c in pilot if c["methods"] == "CE only"} == {("none", 8), ("strong", 32)}
+    cheaper = kd_scaling.pilot_cells(_settings(pilot={"pool": 600, "epochs": (5, 2), "schedule": (("none", 1),)}))
     assert {(c["pool"], c["fraction"], c["epochs"]) for c in cheaper} == {(600, 0.1, 5), (600, 1.0, 2), (600, 1.0, 1)}
 
 
@@ -134,9 +140,8 @@ def _claims_grid() -> tuple[pd.DataFrame, pd.DataFrame]:
                 kd = 0.7 + fraction / 10 + noise
                 accuracy.update({(fraction, recipe, seed, "vanilla KD"): kd, (fraction, recipe, seed, "DIST"): kd + gap + noise,
                                  (fraction, recipe, seed, "DKD"): kd, (fraction, recipe, seed, "CE only"): 0.7 + shift + noise})
-        for recipe in ("none", "strong"):
-            schedule[(recipe, 4, seed)] = 0.6
-            schedule[(recipe, 8, seed)] = 0.7 + (0.005 if recipe == "strong" else 0.0) + noise - 0.002
+        schedule[("none", 8, seed)] = 0.7 + noise - 0.002  # half the grid's 16 epochs
+        schedule[("strong", 32, seed)] = 0.7 + 0.005 + noise + 0.003  # double
     return _frame(accuracy, schedule)
 
 
@@ -144,7 +149,7 @@ def test_evidence_by_hand():
     frame, schedule = _claims_grid()
     records = to_frame(kd_scaling.to_records(frame, schedule))
     assert set(records.experiment) >= {"schedule: fashion_mnist 100% none", "fashion_mnist 100% strong"}
-    evidence = claims.evidence(records, (0.1, 1.0), ("none", "strong"), half=8, longest=16)
+    evidence = claims.evidence(records, (0.1, 1.0), ("none", "strong"), {"none": (8, 16), "strong": (16, 32)})
     corner = evidence["dist-beats-kd-small-weak"]["fashion_mnist 10% none"]
     assert corner.mean == pytest.approx(3.0) and corner.n == 3 and corner.spread == pytest.approx(0.4)
     shrink = evidence["dist-gap-shrinks-with-data"]
@@ -152,8 +157,9 @@ def test_evidence_by_hand():
     assert all(e.mean == pytest.approx(2.0) and e.spread == pytest.approx(0.0, abs=1e-9) for e in shrink.values())  # the noise cancels
     assert all(e.mean == pytest.approx(0.0, abs=1e-9) for e in evidence["dkd-gap-shrinks-with-recipe"].values())
     assert evidence["strong-recipe-does-not-hurt-ce"]["fashion_mnist 100%"].mean == pytest.approx(0.5)
-    # the half schedule (8 epochs) against the grid's own CE-only students (16 epochs): 0.2 pp short
+    # the shorter schedule minus the longer, paired: half (8 epochs) vs the grid's 16 is 0.2 pp short; 16 vs double (32) 0.3 pp
     assert evidence["ce-plateau-none"]["schedule: fashion_mnist 100% none"].mean == pytest.approx(-0.2)
+    assert evidence["ce-plateau-strong"]["schedule: fashion_mnist 100% strong"].mean == pytest.approx(-0.3)
     assert set(evidence) == {c.id for c in claims.DECLARATIONS.claims if c.graded and c.test != "deterministic"}
 
 
@@ -174,7 +180,7 @@ def test_step_costs_table():
     frame, schedule = _claims_grid()
     costs = kd_scaling.step_costs(pd.concat([frame, schedule]))
     assert costs.loc[("all", "none"), "ms_per_step"] == pytest.approx(100.0)
-    assert costs.loc[("CE only", "strong"), "cells"] == 6
+    assert costs.loc[("CE only", "strong"), "cells"] == 3
 
 
 def test_late_gain_is_the_last_quarter_of_each_curve():
