@@ -59,6 +59,7 @@ def test_settings_count_epochs_per_fraction_and_check_their_numbers():
     assert chosen.schedule_pair("none") == (8, 16) and chosen.schedule_pair("strong") == (16, 32)
     assert full.schedule_pair("none") == (128, 256) and full.schedule_pair("strong") == (256, 512)
     assert full.schedule_pair("strong", full.pilot_regime()) == (16, 32) and full.schedule_pair("none", full.pilot_regime()) == (8, 16)
+    assert full.schedule_pairs() == {"none": (128, 256), "strong": (256, 512)} and full.schedule_pairs(full.pilot_regime()) == {"none": (8, 16), "strong": (16, 32)}
     with pytest.raises(ValueError, match="no schedule check for recipe"):
         _settings(schedule_check=(("none", 8),)).schedule_pair("strong")
     assert kd_scaling.settings("quick", 7).replicates == 2 and kd_scaling.settings("full", 7).replicates == 7
@@ -149,6 +150,8 @@ def test_evidence_by_hand():
     frame, schedule = _claims_grid()
     records = to_frame(kd_scaling.to_records(frame, schedule))
     assert set(records.experiment) >= {"schedule: fashion_mnist 100% none", "fashion_mnist 100% strong"}
+    runs = kd_scaling.schedule_runs(frame, schedule)  # the check's cells plus the grid's own CE-only students at 100 %
+    assert len(runs) == 2 * 2 * 3 and set(runs.method) == {"CE only"} and set(runs.epochs) == {8, 16, 32}
     evidence = claims.evidence(records, (0.1, 1.0), ("none", "strong"), {"none": (8, 16), "strong": (16, 32)})
     corner = evidence["dist-beats-kd-small-weak"]["fashion_mnist 10% none"]
     assert corner.mean == pytest.approx(3.0) and corner.n == 3 and corner.spread == pytest.approx(0.4)

@@ -39,7 +39,7 @@ SMALL, LARGE = FULL["fractions"][0], FULL["fractions"][-1]
 WEAK, STRONG = FULL["recipes"][0], FULL["recipes"][-1]
 LONGEST = FULL["epochs"][-1]
 PLATEAU_RECIPES = tuple(recipe for recipe, _ in FULL["schedule_check"])
-SCHEDULE_PAIRS = {recipe: settings("full", 1).schedule_pair(recipe) for recipe in PLATEAU_RECIPES}  # recipe -> (shorter, longer) epochs
+SCHEDULE_PAIRS = settings("full", 1).schedule_pairs()  # recipe -> (shorter, longer) epochs
 # Replicates per task the budget allows: a replicate of the 3 x 3 grid (9 cells of 300 / 834 / 2,048 steps of a
 # 4-student stack, 40-45 ms a step at 2 threads from the pilot's step costs) plus its schedule check costs about 8
 # minutes, and the cold full profile (teacher, probe and pilot included) must fit in 45 minutes.

@@ -138,6 +138,11 @@ class ScalingSettings:
             raise ValueError(f"no schedule check for recipe {recipe!r}; checked: {sorted(checks)}")
         return min(checks[recipe], longest), max(checks[recipe], longest)
 
+    def schedule_pairs(self, regime: dict | None = None) -> dict[str, tuple[int, int]]:
+        """:meth:`schedule_pair` of every checked recipe: recipe -> (shorter, longer) epochs."""
+        checks = self.schedule_check if regime is None else regime["schedule"]
+        return {recipe: self.schedule_pair(recipe, regime) for recipe, _ in checks}
+
     def images(self, fraction: float) -> int:
         """Training images at ``fraction`` of the pool."""
         return training_images(self.pool, fraction)
@@ -322,17 +327,22 @@ def schedule_name(dataset: str, recipe: str) -> str:
     return f"schedule: {point_name(dataset, 1.0, recipe)}"
 
 
+def schedule_runs(frame: pd.DataFrame, schedules: pd.DataFrame) -> pd.DataFrame:
+    """The schedule check's test rows: the schedule cells plus the grid's own CE-only students at 100 % data of the
+    same recipes and replicates (the check's other schedule)."""
+    test = frame[frame.set == "test"]
+    grid_own = test[(test.method == "CE only") & (test.fraction == 1.0) & test.recipe.isin(schedules.recipe.unique()) & test.seed.isin(schedules.seed.unique())]
+    return pd.concat([schedules[schedules.set == "test"], grid_own])
+
+
 def to_records(frame: pd.DataFrame, schedules: pd.DataFrame | None = None) -> list[Record]:
     """Test accuracy per (grid point, method, replicate) from the grid, and per (recipe, schedule, replicate) for CE
-    only at 100 % data from the schedule cells plus the grid's own CE-only students (setting ``"N epochs"``)."""
-    test = frame[frame.set == "test"]
+    only at 100 % data from :func:`schedule_runs` (setting ``"N epochs"``)."""
     records = [Record(point_name(r.dataset, r.fraction, r.recipe), r.method, f"{r.epochs} epochs", int(r.seed), "test_accuracy", float(r.accuracy))
-               for r in test.itertuples()]
+               for r in frame[frame.set == "test"].itertuples()]
     if schedules is not None:
-        longest = test[(test.method == "CE only") & (test.fraction == 1.0) & test.recipe.isin(schedules.recipe.unique()) & test.seed.isin(schedules.seed.unique())]
-        both = pd.concat([schedules[schedules.set == "test"], longest])
         records += [Record(schedule_name(r.dataset, r.recipe), f"{r.epochs} epochs", "CE only", int(r.seed), "test_accuracy", float(r.accuracy))
-                    for r in both.itertuples()]
+                    for r in schedule_runs(frame, schedules).itertuples()]
     return records
 
 
